@@ -1,0 +1,83 @@
+"""The long-running controller: an APScheduler interval job, one pass at a time.
+
+``max_instances=1`` and ``coalesce=True`` mean a slow pass is never overlapped
+and missed ticks collapse into one; jitter keeps a fleet of controllers from
+hitting AWS in lockstep. ``trigger()`` (webhook, tests) runs a pass now.
+SIGTERM/SIGINT stop the scheduler after the pass in flight.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import datetime
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from controller.batch import BatchApi
+from controller.ledger import Ledger
+from controller.reconcile import ManifestCache, PassResult, make_source, run_pass
+from controller.server import Health, make_app, serve
+from controller.settings import Settings
+
+log = structlog.get_logger(__name__)
+JOB_ID = "reconcile"
+
+
+class Daemon:
+    def __init__(self, settings: Settings, api: BatchApi, ledger: Ledger) -> None:
+        self.settings = settings
+        self.api = api
+        self.ledger = ledger
+        self.source = make_source(settings)
+        self.cache = ManifestCache()
+        self.health = Health(ready_after=settings.ready_after)
+        self.stopped = threading.Event()
+        self.passes = 0
+        self.scheduler = BackgroundScheduler(
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        )
+        self.server: Any = None
+
+    def run_once(self) -> PassResult:
+        outcome = run_pass(self.settings, self.source, self.api, self.ledger, cache=self.cache)
+        self.passes += 1
+        self.health.update(result=outcome.result, revision=outcome.revision,
+                           message=outcome.message)
+        return outcome
+
+    def trigger(self) -> None:
+        """Run a pass as soon as the one in flight (if any) ends."""
+        self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now().astimezone())
+
+    def start(self) -> None:
+        self.server = serve(self.settings.listen, make_app(self.health))
+        log.info("daemon_started", listen=f"{self.server.server_name}:{self.server.server_port}",
+                 repo=self.settings.repo, branch=self.settings.branch,
+                 interval_seconds=self.settings.interval)
+        self.scheduler.add_job(
+            self.run_once, "interval", id=JOB_ID, seconds=self.settings.interval,
+            jitter=max(1, int(self.settings.interval * 0.1)),
+            next_run_time=datetime.now().astimezone(),
+        )
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self.server is not None:
+            self.server.shutdown()
+        self.stopped.set()
+        log.info("daemon_stopped", passes=self.passes)
+
+    def run_forever(self) -> None:
+        def on_signal(signum: int, _: Any) -> None:
+            log.info("signal", signal=signal.Signals(signum).name)
+            threading.Thread(target=self.stop, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        self.stopped.wait()

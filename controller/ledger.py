@@ -1,0 +1,384 @@
+"""Durable record of what the controller registered, submitted and did (SQLite).
+
+AWS Batch has no idempotency token and forgets finished jobs after about a
+week, so the ledger is what stops a finished job from running twice. Every
+submission is written as an *intent* (with a unique submission token that is
+also tagged on the job) before SubmitJob, and completed with the job ID after;
+an intent left open by a crash or a lost reply is settled against AWS before
+anything is resubmitted (see ``observe.settle_intents``).
+
+SQLite in WAL mode: a SIGKILL mid-write loses at most the transaction in
+flight, never the file. One connection, guarded by a lock, shared by the
+submit threads.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs (
+    token TEXT PRIMARY KEY,
+    queue TEXT NOT NULL,
+    name TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    author TEXT NOT NULL DEFAULT '',
+    committed_at REAL NOT NULL DEFAULT 0,
+    job_id TEXT,
+    state TEXT NOT NULL,            -- intent | submitted | rejected | lost
+    status TEXT,                    -- last AWS status seen
+    status_reason TEXT,
+    array_summary TEXT,
+    prune INTEGER NOT NULL DEFAULT 1,
+    is_current INTEGER NOT NULL DEFAULT 1,
+    retired INTEGER NOT NULL DEFAULT 0,
+    message TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_current ON jobs (queue, name, is_current);
+CREATE INDEX IF NOT EXISTS jobs_job_id ON jobs (job_id);
+CREATE TABLE IF NOT EXISTS definitions (
+    arn TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    manifest TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    commit_sha TEXT NOT NULL,
+    author TEXT NOT NULL DEFAULT '',
+    prune INTEGER NOT NULL DEFAULT 1,
+    status TEXT NOT NULL,           -- ACTIVE | INACTIVE
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS definitions_name ON definitions (name, status);
+CREATE TABLE IF NOT EXISTS actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pass_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    action TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    queue TEXT NOT NULL DEFAULT '',
+    name TEXT NOT NULL,
+    manifest TEXT NOT NULL DEFAULT '',
+    revision TEXT NOT NULL DEFAULT '',
+    author TEXT NOT NULL DEFAULT '',
+    committed_at REAL NOT NULL DEFAULT 0,
+    result TEXT NOT NULL,
+    aws_id TEXT NOT NULL DEFAULT '',
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS actions_revision ON actions (revision);
+CREATE INDEX IF NOT EXISTS actions_manifest ON actions (manifest);
+CREATE INDEX IF NOT EXISTS actions_aws_id ON actions (aws_id);
+CREATE TABLE IF NOT EXISTS passes (
+    pass_id TEXT PRIMARY KEY,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    revision TEXT NOT NULL DEFAULT '',
+    result TEXT NOT NULL DEFAULT '',
+    summary TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+
+class LedgerError(Exception):
+    """The ledger file cannot be used; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    token: str
+    queue: str
+    name: str
+    manifest: str
+    spec_hash: str
+    revision: str
+    author: str
+    committed_at: float
+    job_id: str | None
+    state: str
+    status: str | None
+    status_reason: str | None
+    array_summary: dict[str, int] | None
+    prune: bool
+    is_current: bool
+    retired: bool
+    created_at: float
+    updated_at: float
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.queue, self.name)
+
+
+@dataclass(frozen=True)
+class DefinitionRecord:
+    arn: str
+    name: str
+    revision: int
+    manifest: str
+    spec_hash: str
+    commit_sha: str
+    author: str
+    prune: bool
+    status: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which commit asked for an action."""
+
+    revision: str
+    author: str = ""
+    committed_at: float = 0.0
+
+
+class Ledger:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.lock = threading.RLock()
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            check = self.db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise LedgerError(f"{self.path}: ledger is corrupt ({check})")
+            self.db.executescript(SCHEMA)
+            version = self.get_meta("schema_version")
+            if version is None:
+                self.set_meta("schema_version", str(SCHEMA_VERSION))
+            elif int(version) > SCHEMA_VERSION:
+                raise LedgerError(
+                    f"{self.path}: ledger schema {version} is newer than this controller "
+                    f"({SCHEMA_VERSION}); upgrade batch-gitops"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(
+                f"{self.path}: cannot open the ledger ({exc}). Move it aside and run "
+                "`batch-gitops ledger rebuild` to recover from the tags in AWS."
+            ) from exc
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    # --- meta ---
+    def get_meta(self, key: str) -> str | None:
+        with self.lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO meta(key, value) VALUES(?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
+
+    # --- jobs ---
+    def current_jobs(self) -> dict[tuple[str, str], JobRecord]:
+        """The current run of every job key ever submitted (retired ones included)."""
+        with self.lock:
+            rows = self.db.execute("SELECT * FROM jobs WHERE is_current=1").fetchall()
+        return {(row["queue"], row["name"]): _job(row) for row in rows}
+
+    def jobs(self, *, include_retired: bool = True) -> list[JobRecord]:
+        query = "SELECT * FROM jobs"
+        if not include_retired:
+            query += " WHERE retired=0"
+        with self.lock:
+            rows = self.db.execute(query + " ORDER BY created_at").fetchall()
+        return [_job(row) for row in rows]
+
+    def open_intents(self) -> list[JobRecord]:
+        with self.lock:
+            rows = self.db.execute("SELECT * FROM jobs WHERE state='intent'").fetchall()
+        return [_job(row) for row in rows]
+
+    def job_by_id(self, job_id: str) -> JobRecord | None:
+        with self.lock:
+            row = self.db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        return None if row is None else _job(row)
+
+    def record_intent(self, *, token: str, queue: str, name: str, manifest: str,
+                      spec_hash: str, prune: bool, provenance: Provenance) -> None:
+        """Before SubmitJob: this run becomes the key's current one."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET is_current=0, updated_at=? WHERE queue=? AND name=? "
+                       "AND is_current=1", (now, queue, name))
+            db.execute(
+                "INSERT INTO jobs(token, queue, name, manifest, spec_hash, revision, author, "
+                "committed_at, state, prune, is_current, created_at, updated_at) "
+                "VALUES(?,?,?,?,?,?,?,?, 'intent', ?, 1, ?, ?)",
+                (token, queue, name, manifest, spec_hash, provenance.revision,
+                 provenance.author, provenance.committed_at, int(prune), now, now),
+            )
+
+    def record_submitted(self, token: str, job_id: str, status: str = "SUBMITTED") -> None:
+        with self.lock:
+            self.db.execute(
+                "UPDATE jobs SET state='submitted', job_id=?, status=?, updated_at=? "
+                "WHERE token=?",
+                (job_id, status, time.time(), token),
+            )
+
+    def record_outcome(self, token: str, state: str, message: str) -> None:
+        """Close an intent that did not make a job: ``rejected`` or ``lost``."""
+        with self.lock:
+            self.db.execute(
+                "UPDATE jobs SET state=?, message=?, updated_at=? WHERE token=?",
+                (state, message, time.time(), token),
+            )
+
+    def update_statuses(self, updates: list[tuple[str, str, str | None, str | None]]) -> None:
+        """``(job_id, status, reason, array summary JSON)`` in one transaction."""
+        if not updates:
+            return
+        now = time.time()
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE jobs SET status=?, status_reason=?, array_summary=?, updated_at=? "
+                "WHERE job_id=?",
+                [(status, reason, summary, now, job_id)
+                 for job_id, status, reason, summary in updates],
+            )
+
+    def set_retired(self, queue: str, name: str, retired: bool) -> None:
+        """Mark a key's current run as belonging to a removed manifest (or not any more).
+
+        The run stays current: re-adding the same manifest does not run it again.
+        """
+        with self.lock:
+            self.db.execute(
+                "UPDATE jobs SET retired=?, updated_at=? WHERE queue=? AND name=? "
+                "AND is_current=1", (int(retired), time.time(), queue, name),
+            )
+
+    # --- definitions ---
+    def active_definitions(self) -> dict[str, list[DefinitionRecord]]:
+        """ACTIVE revisions we registered, by name, oldest first."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT * FROM definitions WHERE status='ACTIVE' ORDER BY name, revision"
+            ).fetchall()
+        result: dict[str, list[DefinitionRecord]] = {}
+        for row in rows:
+            result.setdefault(row["name"], []).append(_definition(row))
+        return result
+
+    def record_definition(self, *, arn: str, name: str, revision: int, manifest: str,
+                          spec_hash: str, prune: bool, provenance: Provenance) -> None:
+        now = time.time()
+        with self.lock:
+            self.db.execute(
+                "INSERT OR REPLACE INTO definitions(arn, name, revision, manifest, spec_hash, "
+                "commit_sha, author, prune, status, created_at, updated_at) "
+                "VALUES(?,?,?,?,?,?,?,?, 'ACTIVE', ?, ?)",
+                (arn, name, revision, manifest, spec_hash, provenance.revision,
+                 provenance.author, int(prune), now, now),
+            )
+
+    def record_deregistered(self, arn: str) -> None:
+        with self.lock:
+            self.db.execute("UPDATE definitions SET status='INACTIVE', updated_at=? WHERE arn=?",
+                            (time.time(), arn))
+
+    # --- audit ---
+    def record_action(self, *, pass_id: str, action: str, kind: str, name: str, queue: str,
+                      manifest: str, provenance: Provenance, result: str, aws_id: str,
+                      message: str) -> None:
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO actions(pass_id, at, action, kind, queue, name, manifest, revision,"
+                " author, committed_at, result, aws_id, message) "
+                "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (pass_id, time.time(), action, kind, queue, name, manifest,
+                 provenance.revision, provenance.author, provenance.committed_at, result,
+                 aws_id, message),
+            )
+
+    def actions(self, *, revision: str | None = None, manifest: str | None = None,
+                aws_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        clauses, params = [], []
+        if revision:
+            clauses.append("revision LIKE ?")
+            params.append(revision + "%")
+        if manifest:
+            clauses.append("manifest=?")
+            params.append(manifest)
+        if aws_id:
+            clauses.append("aws_id=?")
+            params.append(aws_id)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.lock:
+            rows = self.db.execute(
+                f"SELECT * FROM actions{where} ORDER BY id LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [dict(row) for row in rows]
+
+    def start_pass(self, pass_id: str) -> None:
+        with self.lock:
+            self.db.execute("INSERT INTO passes(pass_id, started_at) VALUES(?, ?)",
+                            (pass_id, time.time()))
+
+    def finish_pass(self, pass_id: str, revision: str, result: str,
+                    summary: dict[str, Any]) -> None:
+        with self.lock:
+            self.db.execute(
+                "UPDATE passes SET finished_at=?, revision=?, result=?, summary=? "
+                "WHERE pass_id=?",
+                (time.time(), revision, result, json.dumps(summary), pass_id),
+            )
+
+
+def _job(row: sqlite3.Row) -> JobRecord:
+    summary = row["array_summary"]
+    return JobRecord(
+        token=row["token"], queue=row["queue"], name=row["name"], manifest=row["manifest"],
+        spec_hash=row["spec_hash"], revision=row["revision"], author=row["author"],
+        committed_at=row["committed_at"], job_id=row["job_id"], state=row["state"],
+        status=row["status"], status_reason=row["status_reason"],
+        array_summary=json.loads(summary) if summary else None, prune=bool(row["prune"]),
+        is_current=bool(row["is_current"]), retired=bool(row["retired"]),
+        created_at=row["created_at"], updated_at=row["updated_at"],
+    )
+
+
+def _definition(row: sqlite3.Row) -> DefinitionRecord:
+    return DefinitionRecord(
+        arn=row["arn"], name=row["name"], revision=row["revision"], manifest=row["manifest"],
+        spec_hash=row["spec_hash"], commit_sha=row["commit_sha"], author=row["author"],
+        prune=bool(row["prune"]), status=row["status"],
+    )

@@ -1,0 +1,96 @@
+"""Every Prometheus collector of batch-gitops, in one place.
+
+Names are prefixed ``batch_gitops_``, carry their unit, and use bounded labels
+only (operation, queue, status, kind, result, code) — never a job ID, a path
+or a revision, except in the ``*_revision_info`` info metrics whose cardinality
+is one series per value kind.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, Info
+
+PREFIX = "batch_gitops"
+
+# --- reconcile passes ---
+PASS_SECONDS = Histogram(
+    f"{PREFIX}_pass_duration_seconds",
+    "Wall time of one reconcile pass.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+PASSES = Counter(f"{PREFIX}_passes_total", "Reconcile passes by result.", ["result"])
+LAST_SUCCESS = Gauge(
+    f"{PREFIX}_last_successful_pass_timestamp_seconds",
+    "Unix time the last pass that read its source and applied without error ended.",
+)
+LAST_PASS = Gauge(
+    f"{PREFIX}_last_pass_timestamp_seconds", "Unix time the last pass ended, whatever its result."
+)
+ATTEMPTED_REVISION = Info(
+    f"{PREFIX}_attempted_revision", "The revision the last pass tried to apply."
+)
+APPLIED_REVISION = Info(
+    f"{PREFIX}_applied_revision", "The last revision applied without error."
+)
+
+# --- source ---
+FETCH_SECONDS = Histogram(
+    f"{PREFIX}_source_fetch_duration_seconds",
+    "Time to bring the source up to date (ls-remote/fetch).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+FETCH_ERRORS = Counter(
+    f"{PREFIX}_source_fetch_errors_total", "Failed attempts to read the source, by reason.",
+    ["reason"],
+)
+SOURCE_READY = Gauge(
+    f"{PREFIX}_source_ready", "1 when the last attempt to read the source succeeded."
+)
+REVISION_COMMIT_TIME = Gauge(
+    f"{PREFIX}_applied_revision_commit_timestamp_seconds",
+    "Commit time of the applied revision (age = time() - this).",
+)
+MANIFESTS = Gauge(
+    f"{PREFIX}_manifests", "Manifests in the applied revision by kind and validity.",
+    ["kind", "valid"],
+)
+
+# --- actions ---
+ACTIONS = Counter(
+    f"{PREFIX}_actions_total",
+    "Actions taken on AWS by action (register, submit, cancel, terminate, deregister), "
+    "queue and result.",
+    ["action", "queue", "result"],
+)
+HELD_PRUNES = Gauge(
+    f"{PREFIX}_held_prunes", "Prunes held back by the mass-prune guard, awaiting acknowledgement."
+)
+
+# --- jobs ---
+JOBS = Gauge(
+    f"{PREFIX}_managed_jobs", "Current runs of managed jobs by queue and last known AWS status.",
+    ["queue", "status"],
+)
+COMMIT_TO_SUBMIT = Histogram(
+    f"{PREFIX}_commit_to_submit_seconds",
+    "Time from a commit to the SubmitJob it caused.",
+    buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+
+# --- AWS API ---
+AWS_REQUESTS = Counter(
+    f"{PREFIX}_aws_requests_total", "HTTP requests sent to AWS Batch (retries included).",
+    ["operation"],
+)
+AWS_ERRORS = Counter(
+    f"{PREFIX}_aws_errors_total", "Failed AWS Batch calls after retries, by operation and code.",
+    ["operation", "code"],
+)
+AWS_THROTTLES = Counter(
+    f"{PREFIX}_aws_throttles_total", "Calls that ended throttled after retries.", ["operation"]
+)
+AWS_CALL_SECONDS = Histogram(
+    f"{PREFIX}_aws_call_duration_seconds", "Wall time of one AWS Batch call, retries included.",
+    ["operation"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -1,0 +1,219 @@
+"""One reconcile pass: source -> desired, ledger + Batch -> observed, plan, apply.
+
+Outer bookkeeping lives in ``try/finally`` here: duration, result, metrics and
+one canonical log line per pass. A pass whose source cannot be read plans
+nothing and prunes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from controller import metrics
+from controller.apply import ActionResult, Applier
+from controller.batch import BatchApi
+from controller.desired import DesiredState, build_desired
+from controller.ledger import Ledger, Provenance
+from controller.manifests import LoadResult, Manifest, ManifestError, load_manifest
+from controller.observe import SettleResult, observe, settle_intents
+from controller.plan import Plan, PlanOptions, plan_actions
+from controller.settings import Settings
+from controller.source import GitSource, Snapshot, SourceError
+
+log = structlog.get_logger(__name__)
+
+
+class ManifestCache:
+    """Parsed manifests by (path, blob SHA): an unchanged file is never parsed twice."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str], Manifest | list[ManifestError]] = {}
+
+    def load(self, snapshot: Snapshot) -> LoadResult:
+        result = LoadResult()
+        fresh: dict[tuple[str, str], Manifest | list[ManifestError]] = {}
+        for path, blob in snapshot.files:
+            entry = self._entries.get((path, blob))
+            if entry is None:
+                entry = load_manifest(path, snapshot.read(blob), blob)
+            fresh[(path, blob)] = entry
+            if isinstance(entry, Manifest):
+                result.manifests.append(entry)
+            else:
+                result.errors.extend(entry)
+                result.invalid_paths.add(path)
+        self._entries = fresh  # forget files that are gone: memory stays bounded
+        return result
+
+
+@dataclass
+class PassResult:
+    pass_id: str
+    result: str = "ok"  # ok | degraded | source-error | error
+    revision: str = ""
+    author: str = ""
+    committed_at: float = 0.0
+    message: str = ""
+    desired: DesiredState | None = None
+    plan: Plan | None = None
+    results: list[ActionResult] = field(default_factory=list)
+    settled: SettleResult | None = None
+    duration: float = 0.0
+    dry_run: bool = False
+
+    @property
+    def errors(self) -> list[ManifestError]:
+        return self.desired.errors if self.desired else []
+
+    @property
+    def failed(self) -> bool:
+        return self.result != "ok"
+
+    def counts(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for outcome in self.results:
+            counts[f"{outcome.action.action}_{outcome.result}"] += 1
+        if self.plan is not None:
+            counts["held"] = len(self.plan.held)
+            counts["waiting"] = len(self.plan.waiting)
+        counts["invalid"] = len(self.errors)
+        return dict(counts)
+
+    def as_dict(self) -> dict[str, Any]:
+        plan = self.plan or Plan()
+        return {
+            "pass_id": self.pass_id,
+            "result": self.result,
+            "revision": self.revision,
+            "author": self.author,
+            "message": self.message,
+            "dry_run": self.dry_run,
+            "duration_seconds": round(self.duration, 3),
+            "actions": ([a.as_dict() for a in plan.actions] if self.dry_run
+                        else [r.as_dict() for r in self.results]),
+            "held": [a.as_dict() for a in plan.held],
+            "held_reason": plan.held_reason,
+            "waiting": plan.waiting,
+            "errors": [e.as_dict() for e in self.errors],
+            "counts": self.counts(),
+        }
+
+
+def make_source(settings: Settings) -> GitSource:
+    return GitSource(settings.repo, settings.branch, settings.path, settings.workdir,
+                     settings.fetch_timeout)
+
+
+def plan_options(settings: Settings) -> PlanOptions:
+    return PlanOptions(prune=settings.prune, prune_max_jobs=settings.prune_max_jobs,
+                       prune_max_ratio=settings.prune_max_ratio,
+                       allow_mass_prune=settings.allow_mass_prune)
+
+
+def run_pass(settings: Settings, source: GitSource, api: BatchApi, ledger: Ledger, *,
+             dry_run: bool = False, cache: ManifestCache | None = None) -> PassResult:
+    """One pass. Never raises for a bad source, manifest or AWS error: it is in the result."""
+    outcome = PassResult(pass_id=uuid.uuid4().hex[:12], dry_run=dry_run)
+    started = time.perf_counter()
+    structlog.contextvars.bind_contextvars(pass_id=outcome.pass_id)
+    if not dry_run:
+        ledger.start_pass(outcome.pass_id)
+    try:
+        _run(settings, source, api, ledger, outcome, cache or ManifestCache())
+    except Exception as exc:  # a bug must not kill the daemon; it must be loud
+        outcome.result = "error"
+        outcome.message = f"{type(exc).__name__}: {exc}"
+        log.exception("pass_crashed")
+    finally:
+        outcome.duration = time.perf_counter() - started
+        _finish(settings, ledger, outcome)
+        structlog.contextvars.unbind_contextvars("pass_id", "revision")
+    return outcome
+
+
+def _run(settings: Settings, source: GitSource, api: BatchApi, ledger: Ledger,
+         outcome: PassResult, cache: ManifestCache) -> None:
+    fetch_started = time.perf_counter()
+    try:
+        snapshot = source.snapshot()
+    except SourceError as exc:
+        metrics.FETCH_ERRORS.labels(reason=exc.reason).inc()
+        metrics.SOURCE_READY.set(0)
+        outcome.result = "source-error"
+        outcome.message = str(exc)
+        return
+    finally:
+        metrics.FETCH_SECONDS.observe(time.perf_counter() - fetch_started)
+    metrics.SOURCE_READY.set(1)
+    outcome.revision, outcome.author = snapshot.revision, snapshot.author
+    outcome.committed_at = snapshot.committed_at
+    structlog.contextvars.bind_contextvars(revision=snapshot.revision[:12])
+    metrics.ATTEMPTED_REVISION.info({"revision": snapshot.revision})
+
+    desired = build_desired(cache.load(snapshot))
+    outcome.desired = desired
+    if not outcome.dry_run:
+        outcome.settled = settle_intents(api, ledger)
+    observed = observe(api, ledger)
+    plan = plan_actions(desired, observed, plan_options(settings))
+    outcome.plan = plan
+    if plan.held:
+        log.warning("prunes_held", count=len(plan.held), reason=plan.held_reason)
+    if outcome.dry_run:
+        return
+    provenance = Provenance(snapshot.revision, snapshot.author, snapshot.committed_at)
+    applier = Applier(api=api, ledger=ledger, provenance=provenance,
+                      controller_id=settings.controller_id, pass_id=outcome.pass_id,
+                      concurrency=settings.concurrency)
+    outcome.results = applier.apply(plan, desired)
+    for key in plan.retire:
+        ledger.set_retired(*key, retired=True)
+    for key in plan.unretire:
+        ledger.set_retired(*key, retired=False)
+    failed = any(r.result in ("failed", "unknown", "skipped") for r in outcome.results)
+    if desired.errors or failed:
+        outcome.result = "degraded"
+
+
+def _finish(settings: Settings, ledger: Ledger, outcome: PassResult) -> None:
+    now = time.time()
+    metrics.PASS_SECONDS.observe(outcome.duration)
+    metrics.PASSES.labels(result=outcome.result).inc()
+    metrics.LAST_PASS.set(now)
+    if outcome.plan is not None:
+        metrics.HELD_PRUNES.set(len(outcome.plan.held))
+    if outcome.desired is not None:
+        metrics.MANIFESTS.labels(kind="job", valid="true").set(len(outcome.desired.jobs))
+        metrics.MANIFESTS.labels(kind="job-definition", valid="true").set(
+            len(outcome.desired.definitions))
+        metrics.MANIFESTS.labels(kind="any", valid="false").set(
+            len(outcome.desired.invalid_paths))
+    if not outcome.dry_run:
+        if outcome.result == "ok":
+            metrics.LAST_SUCCESS.set(now)
+            metrics.APPLIED_REVISION.info({"revision": outcome.revision})
+            metrics.REVISION_COMMIT_TIME.set(outcome.committed_at)
+            ledger.set_meta("last_applied_revision", outcome.revision)
+        if outcome.revision:
+            ledger.set_meta("last_attempted_revision", outcome.revision)
+        ledger.finish_pass(outcome.pass_id, outcome.revision, outcome.result, outcome.counts())
+        _update_job_gauge(ledger)
+    log.info("pass", result=outcome.result, revision=outcome.revision[:12] or None,
+             author=outcome.author or None, duration_seconds=round(outcome.duration, 3),
+             message=outcome.message or None, dry_run=outcome.dry_run, **outcome.counts())
+
+
+def _update_job_gauge(ledger: Ledger) -> None:
+    counts: Counter[tuple[str, str]] = Counter()
+    for record in ledger.current_jobs().values():
+        if not record.retired and record.status:
+            counts[(record.queue, record.status)] += 1
+    metrics.JOBS.clear()
+    for (queue, status), count in counts.items():
+        metrics.JOBS.labels(queue=queue, status=status).set(count)

@@ -1,0 +1,92 @@
+"""Settings for every command, from flags, ``BATCH_GITOPS_*`` env vars or defaults.
+
+Owned here so that the CLI, the daemon and the tests build the same object and
+inject it; nothing reads the environment anywhere else. AWS endpoint, region
+and credentials are deliberately *not* settings: boto3's own configuration
+(``AWS_ENDPOINT_URL_BATCH``, profiles, ``AWS_REGION``) owns them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: object) -> float:
+    """Turn ``30``, ``"30s"``, ``"2m"``, ``"500ms"`` into seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 2m, 1h)")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+class Settings(BaseSettings):
+    """Every knob of batch-gitops. Each field is also ``BATCH_GITOPS_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="BATCH_GITOPS_", extra="ignore")
+
+    # --- source (git) ---
+    repo: str = Field("", description="Git repository to watch: a local path or any git URL.")
+    branch: str = Field("main", description="Branch whose head is applied.")
+    path: str = Field("", description="Sub-directory of the repository holding manifests.")
+    workdir: Path = Field(
+        Path(".batch-gitops/cache"),
+        description="Where remote repositories are cloned (a bare mirror per URL).",
+    )
+    fetch_timeout: float = Field(60.0, description="Seconds a git fetch may take before it fails.")
+
+    # --- state ---
+    state: Path = Field(
+        Path(".batch-gitops/ledger.sqlite"),
+        description="SQLite ledger of every registration, submission and action.",
+    )
+
+    # --- behaviour ---
+    controller_id: str = Field(
+        "batch-gitops",
+        description="Value of the batch-gitops/managed-by tag; controllers only touch their own.",
+    )
+    prune: bool = Field(True, description="Cancel/terminate/deregister what was removed from git.")
+    prune_max_jobs: int = Field(
+        10, description="Hold a pass's prunes when more than this many active jobs would go ..."
+    )
+    prune_max_ratio: float = Field(0.5, description="... and more than this share of them.")
+    allow_mass_prune: bool = Field(
+        False, description="Acknowledge held prunes: apply them even above the threshold."
+    )
+
+    # --- AWS ---
+    rate_limit: float = Field(
+        20.0, description="Client-side cap on Batch API calls per second (AWS allows 50)."
+    )
+    concurrency: int = Field(8, description="Parallel SubmitJob calls for independent jobs.")
+    aws_max_attempts: int = Field(5, description="botocore retry attempts for safe calls.")
+    aws_retry_mode: Literal["standard", "adaptive"] = Field(
+        "adaptive", description="botocore retry mode for safe (idempotent) calls."
+    )
+
+    # --- loop / server ---
+    interval: float = Field(30.0, description="Seconds between passes of the daemon (30s, 2m).")
+    listen: str = Field(
+        "127.0.0.1:8080", description="host:port of /metrics, /healthz and /readyz."
+    )
+    ready_after: float = Field(
+        300.0, description="/readyz fails when the last successful pass is older than this."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="Log rendering: JSON when not on a TTY unless forced."
+    )
+
+    @field_validator("interval", "fetch_timeout", "ready_after", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float:
+        return parse_duration(value)
