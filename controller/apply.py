@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,8 +25,9 @@ from controller import metrics
 from controller.batch import BatchApi, BatchError, OutcomeUnknown, Rejected
 from controller.desired import DesiredState, JobKey
 from controller.jobstatus import ACTIVE_STATUSES, QUEUED_STATUSES
-from controller.ledger import Ledger, Provenance
+from controller.ledger import Ledger
 from controller.plan import Action, Plan
+from controller.records import Provenance
 from controller.tags import is_managed, ownership_tags
 
 log = structlog.get_logger(__name__)
@@ -66,8 +66,13 @@ class Applier:
     _failed_definitions: set[str] = field(default_factory=set)
 
     def apply(self, plan: Plan, desired: DesiredState) -> list[ActionResult]:
-        by_kind: dict[str, list[Action]] = {"register": [], "stop": [], "submit": [],
-                                            "prune": [], "deregister": []}
+        by_kind: dict[str, list[Action]] = {
+            "register": [],
+            "stop": [],
+            "submit": [],
+            "prune": [],
+            "deregister": [],
+        }
         for action in plan.actions:
             if action.action == "register":
                 by_kind["register"].append(action)
@@ -93,42 +98,69 @@ class Applier:
     def _record(self, outcome: ActionResult) -> None:
         action = outcome.action
         self.results.append(outcome)
-        metrics.ACTIONS.labels(action=action.action, queue=action.queue or "-",
-                               result=outcome.result).inc()
+        metrics.ACTIONS.labels(
+            action=action.action, queue=action.queue or "-", result=outcome.result
+        ).inc()
         self.ledger.record_action(
-            pass_id=self.pass_id, action=action.action, kind=action.kind, name=action.name,
-            queue=action.queue, manifest=action.manifest, provenance=self.provenance,
-            result=outcome.result, aws_id=outcome.aws_id or action.aws_id,
+            pass_id=self.pass_id,
+            action=action.action,
+            kind=action.kind,
+            name=action.name,
+            queue=action.queue,
+            manifest=action.manifest,
+            provenance=self.provenance,
+            result=outcome.result,
+            aws_id=outcome.aws_id or action.aws_id,
             message=outcome.message,
         )
         event = log.info if outcome.result in ("ok", "stopping") else log.warning
-        event("action", action=action.action, kind=action.kind, manifest=action.manifest,
-              job_name=action.name if action.kind == "job" else None,
-              definition=action.name if action.kind == "job-definition" else None,
-              queue=action.queue or None, aws_id=outcome.aws_id or action.aws_id or None,
-              reason=action.reason, result=outcome.result, message=outcome.message or None,
-              author=self.provenance.author)
+        event(
+            "action",
+            action=action.action,
+            kind=action.kind,
+            manifest=action.manifest,
+            job_name=action.name if action.kind == "job" else None,
+            definition=action.name if action.kind == "job-definition" else None,
+            queue=action.queue or None,
+            aws_id=outcome.aws_id or action.aws_id or None,
+            reason=action.reason,
+            result=outcome.result,
+            message=outcome.message or None,
+            author=self.provenance.author,
+        )
 
     # --- definitions ---
     def _register(self, action: Action) -> ActionResult:
         want = action.definition
         assert want is not None
         request = dict(want.request)
-        request["tags"] = {**(want.request.get("tags") or {}), **ownership_tags(
-            controller_id=self.controller_id, manifest=want.manifest,
-            revision=self.provenance.revision, spec_hash=want.spec_hash,
-            author=self.provenance.author)}
+        request["tags"] = {
+            **(want.request.get("tags") or {}),
+            **ownership_tags(
+                controller_id=self.controller_id,
+                manifest=want.manifest,
+                revision=self.provenance.revision,
+                spec_hash=want.spec_hash,
+                author=self.provenance.author,
+            ),
+        }
         try:
             registered = self.api.register_job_definition(request)
         except BatchError as exc:
             self._failed_definitions.add(want.name)
             return ActionResult(action, "failed", message=str(exc))
         self.ledger.record_definition(
-            arn=registered.arn, name=registered.name, revision=registered.revision,
-            manifest=want.manifest, spec_hash=want.spec_hash, prune=want.options.prune,
-            provenance=self.provenance)
-        return ActionResult(action, "ok", aws_id=registered.arn,
-                            message=f"revision {registered.revision}")
+            arn=registered.arn,
+            name=registered.name,
+            revision=registered.revision,
+            manifest=want.manifest,
+            spec_hash=want.spec_hash,
+            prune=want.options.prune,
+            provenance=self.provenance,
+        )
+        return ActionResult(
+            action, "ok", aws_id=registered.arn, message=f"revision {registered.revision}"
+        )
 
     def _deregister_all(self, actions: list[Action]) -> None:
         tags_by_arn: dict[str, dict[str, str]] = {}
@@ -173,8 +205,12 @@ class Applier:
                 status = job.get("status") if job else "unknown to AWS"
                 return ActionResult(action, "ok", job_id, f"already finished ({status})")
             if not is_managed(job.get("tags"), self.controller_id):
-                return ActionResult(action, "failed", job_id,
-                                    "job does not carry our managed-by tag; refusing to stop it")
+                return ActionResult(
+                    action,
+                    "failed",
+                    job_id,
+                    "job does not carry our managed-by tag; refusing to stop it",
+                )
             verb = action.action
             if job["status"] in QUEUED_STATUSES:
                 self.api.cancel_job(job_id, reason)
@@ -191,8 +227,9 @@ class Applier:
             return ActionResult(action, "failed", job_id, str(exc))
         escalated = " (escalated to TerminateJob)" if verb != action.action else ""
         if final in ACTIVE_STATUSES:
-            return ActionResult(action, "stopping", job_id,
-                                f"{verb} requested{escalated}; still {final}")
+            return ActionResult(
+                action, "stopping", job_id, f"{verb} requested{escalated}; still {final}"
+            )
         return ActionResult(action, "ok", job_id, f"{final}{escalated}")
 
     def _wait_finished(self, job_id: str) -> str:
@@ -209,10 +246,14 @@ class Applier:
     # --- jobs: submit ---
     def _submit_waves(self, actions: list[Action], desired: DesiredState) -> None:
         pending = {a.job.key: a for a in actions if a.job is not None}
+        upstream = {key: a.job.upstream for key, a in pending.items() if a.job is not None}
         current = self.ledger.current_jobs()
         while pending:
-            wave = [a for key, a in sorted(pending.items())
-                    if not any(up in pending for up in a.job.upstream)]  # type: ignore[union-attr]
+            wave = [
+                a
+                for key, a in sorted(pending.items())
+                if not any(up in pending for up in upstream[key])
+            ]
             if not wave:  # cycles are rejected earlier; never spin
                 wave = list(pending.values())
             for action in wave:
@@ -231,9 +272,9 @@ class Applier:
             self._run_parallel(runnable)
 
     def _run_parallel(self, runnable: list[tuple[Action, dict[str, Any]]]) -> None:
-        submit: Callable[[tuple[Action, dict[str, Any]]], ActionResult] = (
-            lambda pair: self._submit(*pair)
-        )
+        def submit(pair: tuple[Action, dict[str, Any]]) -> ActionResult:
+            return self._submit(*pair)
+
         if self.concurrency <= 1 or len(runnable) <= 1:
             outcomes = [submit(pair) for pair in runnable]
         else:
@@ -242,8 +283,9 @@ class Applier:
         for outcome in outcomes:
             self._record(outcome)
 
-    def _prepare(self, action: Action, desired: DesiredState,
-                 current: dict[JobKey, Any]) -> tuple[dict[str, Any] | None, str]:
+    def _prepare(
+        self, action: Action, desired: DesiredState, current: dict[JobKey, Any]
+    ) -> tuple[dict[str, Any] | None, str]:
         want = action.job
         assert want is not None
         request = dict(want.request)
@@ -279,13 +321,26 @@ class Applier:
         want = action.job
         assert want is not None
         token = uuid.uuid4().hex
-        request["tags"] = {**(want.request.get("tags") or {}), **ownership_tags(
-            controller_id=self.controller_id, manifest=want.manifest,
-            revision=self.provenance.revision, spec_hash=want.spec_hash,
-            author=self.provenance.author, submission=token)}
-        self.ledger.record_intent(token=token, queue=want.queue, name=want.name,
-                                  manifest=want.manifest, spec_hash=want.spec_hash,
-                                  prune=want.options.prune, provenance=self.provenance)
+        request["tags"] = {
+            **(want.request.get("tags") or {}),
+            **ownership_tags(
+                controller_id=self.controller_id,
+                manifest=want.manifest,
+                revision=self.provenance.revision,
+                spec_hash=want.spec_hash,
+                author=self.provenance.author,
+                submission=token,
+            ),
+        }
+        self.ledger.record_intent(
+            token=token,
+            queue=want.queue,
+            name=want.name,
+            manifest=want.manifest,
+            spec_hash=want.spec_hash,
+            prune=want.options.prune,
+            provenance=self.provenance,
+        )
         try:
             job_id = self.api.submit_job(request)
         except OutcomeUnknown as exc:

@@ -76,15 +76,17 @@ class BatchApi(Protocol):
 
     def describe_jobs(self, job_ids: list[str]) -> list[dict[str, Any]]: ...
 
-    def list_jobs(self, queue: str, *, name: str | None = None,
-                  status: str | None = None) -> list[dict[str, Any]]: ...
+    def list_jobs(
+        self, queue: str, *, name: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]: ...
 
     def cancel_job(self, job_id: str, reason: str) -> None: ...
 
     def terminate_job(self, job_id: str, reason: str) -> None: ...
 
-    def describe_job_definitions(self, name: str | None = None,
-                                 status: str | None = "ACTIVE") -> list[dict[str, Any]]: ...
+    def describe_job_definitions(
+        self, name: str | None = None, status: str | None = "ACTIVE"
+    ) -> list[dict[str, Any]]: ...
 
 
 class RateLimiter:
@@ -126,7 +128,9 @@ def _classify(operation: str, exc: Exception, *, sent_write: bool = False) -> Ba
         return Rejected(f"{operation} rejected: {message}", code)
     code = type(exc).__name__
     metrics.AWS_ERRORS.labels(operation=operation, code=code).inc()
-    if isinstance(exc, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.EndpointConnectionError):
+    if isinstance(
+        exc, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.EndpointConnectionError
+    ):
         # The request never reached AWS: nothing happened.
         return Transient(f"{operation}: cannot reach AWS Batch: {exc}", code)
     if isinstance(exc, botocore.exceptions.BotoCoreError | OSError):
@@ -137,6 +141,9 @@ def _classify(operation: str, exc: Exception, *, sent_write: bool = False) -> Ba
 
 class Boto3Batch:
     """BatchApi over boto3. Endpoint, region and credentials come from boto3's config."""
+
+    # First back-off after a throttled SubmitJob; doubles up to 5 s.
+    throttle_delay = 0.2
 
     def __init__(
         self,
@@ -171,8 +178,9 @@ class Boto3Batch:
         self.limiter.acquire()
         metrics.AWS_REQUESTS.labels(operation=event_name.rsplit(".", 1)[-1]).inc()
 
-    def _call(self, operation: str, fn: Callable[..., Any], *args: Any, write: bool = False,
-              **kwargs: Any) -> Any:
+    def _call(
+        self, operation: str, fn: Callable[..., Any], *args: Any, write: bool = False, **kwargs: Any
+    ) -> Any:
         started = time.perf_counter()
         try:
             return fn(*args, **kwargs)
@@ -185,29 +193,37 @@ class Boto3Batch:
 
     # --- writes ---
     def register_job_definition(self, request: dict[str, Any]) -> Registered:
-        reply = self._call("RegisterJobDefinition", self.client.register_job_definition,
-                           write=True, **request)
-        return Registered(reply["jobDefinitionArn"], reply["jobDefinitionName"],
-                          int(reply["revision"]))
+        reply = self._call(
+            "RegisterJobDefinition", self.client.register_job_definition, write=True, **request
+        )
+        return Registered(
+            reply["jobDefinitionArn"], reply["jobDefinitionName"], int(reply["revision"])
+        )
 
     def deregister_job_definition(self, arn: str) -> None:
-        self._call("DeregisterJobDefinition", self.client.deregister_job_definition,
-                   write=True, jobDefinition=arn)
+        self._call(
+            "DeregisterJobDefinition",
+            self.client.deregister_job_definition,
+            write=True,
+            jobDefinition=arn,
+        )
 
     def submit_job(self, request: dict[str, Any]) -> str:
         """One SubmitJob, never retried after it may have reached AWS."""
-        delay = 0.2
+        delay = self.throttle_delay
         for attempt in range(6):
             try:
-                reply = self._call("SubmitJob", self.submit_client.submit_job, write=True,
-                                   **request)
+                reply = self._call(
+                    "SubmitJob", self.submit_client.submit_job, write=True, **request
+                )
                 return str(reply["jobId"])
             except OutcomeUnknown:
                 raise
             except Transient as exc:
                 # Throttled or never connected: AWS did not take the request.
                 if attempt == 5 or exc.code not in THROTTLE_CODES | {
-                    "EndpointConnectionError", "ConnectTimeoutError"
+                    "EndpointConnectionError",
+                    "ConnectTimeoutError",
                 }:
                     raise
                 time.sleep(delay)
@@ -228,8 +244,9 @@ class Boto3Batch:
             jobs.extend(reply.get("jobs", []))
         return jobs
 
-    def list_jobs(self, queue: str, *, name: str | None = None,
-                  status: str | None = None) -> list[dict[str, Any]]:
+    def list_jobs(
+        self, queue: str, *, name: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {"jobQueue": queue}
         if name is not None:
             kwargs["filters"] = [{"name": "JOB_NAME", "values": [name]}]
@@ -237,18 +254,23 @@ class Boto3Batch:
             kwargs["jobStatus"] = status
         return list(self._paginate("ListJobs", "list_jobs", "jobSummaryList", **kwargs))
 
-    def describe_job_definitions(self, name: str | None = None,
-                                 status: str | None = "ACTIVE") -> list[dict[str, Any]]:
+    def describe_job_definitions(
+        self, name: str | None = None, status: str | None = "ACTIVE"
+    ) -> list[dict[str, Any]]:
         kwargs: dict[str, Any] = {}
         if name is not None:
             kwargs["jobDefinitionName"] = name
         if status is not None:
             kwargs["status"] = status
-        return list(self._paginate("DescribeJobDefinitions", "describe_job_definitions",
-                                   "jobDefinitions", **kwargs))
+        return list(
+            self._paginate(
+                "DescribeJobDefinitions", "describe_job_definitions", "jobDefinitions", **kwargs
+            )
+        )
 
-    def _paginate(self, operation: str, method: str, key: str,
-                  **kwargs: Any) -> Iterator[dict[str, Any]]:
+    def _paginate(
+        self, operation: str, method: str, key: str, **kwargs: Any
+    ) -> Iterator[dict[str, Any]]:
         paginator = self.client.get_paginator(method)
         pages = iter(paginator.paginate(**kwargs))
         while True:

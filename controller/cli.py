@@ -19,27 +19,55 @@ from controller import __version__
 from controller.logs import configure
 from controller.settings import Settings
 
-OUTPUT = click.option("--output", "-o", type=click.Choice(["text", "json"]), default="text",
-                      show_default=True, help="Output format.")
+OUTPUT = click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 
 
 def _source_options(fn: Any) -> Any:
     options = [
-        click.option("--repo", "repo", metavar="SRC",
-                     help="Git repository: local path or URL. [env: BATCH_GITOPS_REPO]"),
+        click.option(
+            "--repo",
+            "repo",
+            metavar="SRC",
+            help="Git repository: local path or URL. [env: BATCH_GITOPS_REPO]",
+        ),
         click.option("--branch", help="Branch (or revision) to apply. [env: BATCH_GITOPS_BRANCH]"),
-        click.option("--path", "path", metavar="SUBDIR",
-                     help="Manifest sub-directory. [env: BATCH_GITOPS_PATH]"),
-        click.option("--state", type=click.Path(path_type=Path),
-                     help="Ledger file. [env: BATCH_GITOPS_STATE]"),
-        click.option("--prune/--no-prune", default=None,
-                     help="--no-prune only reports removals. [env: BATCH_GITOPS_PRUNE]"),
-        click.option("--allow-mass-prune", is_flag=True, default=None,
-                     help="Acknowledge prunes held by the mass-prune guard."),
-        click.option("--controller-id", help="managed-by tag value. "
-                     "[env: BATCH_GITOPS_CONTROLLER_ID]"),
-        click.option("--log-format", type=click.Choice(["auto", "json", "console"]),
-                     help="Log rendering. [env: BATCH_GITOPS_LOG_FORMAT]"),
+        click.option(
+            "--path",
+            "path",
+            metavar="SUBDIR",
+            help="Manifest sub-directory. [env: BATCH_GITOPS_PATH]",
+        ),
+        click.option(
+            "--state",
+            type=click.Path(path_type=Path),
+            help="Ledger file. [env: BATCH_GITOPS_STATE]",
+        ),
+        click.option(
+            "--prune/--no-prune",
+            default=None,
+            help="--no-prune only reports removals. [env: BATCH_GITOPS_PRUNE]",
+        ),
+        click.option(
+            "--allow-mass-prune",
+            is_flag=True,
+            default=None,
+            help="Acknowledge prunes held by the mass-prune guard.",
+        ),
+        click.option(
+            "--controller-id", help="managed-by tag value. [env: BATCH_GITOPS_CONTROLLER_ID]"
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["auto", "json", "console"]),
+            help="Log rendering. [env: BATCH_GITOPS_LOG_FORMAT]",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -62,8 +90,12 @@ def _open(settings: Settings) -> tuple[Any, Any]:
         ledger = Ledger(settings.state)
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from exc
-    api = Boto3Batch(rate_limit=settings.rate_limit, max_attempts=settings.aws_max_attempts,
-                     retry_mode=settings.aws_retry_mode, pool_size=max(10, settings.concurrency))
+    api = Boto3Batch(
+        rate_limit=settings.rate_limit,
+        max_attempts=settings.aws_max_attempts,
+        retry_mode=settings.aws_retry_mode,
+        pool_size=max(10, settings.concurrency),
+    )
     return api, ledger
 
 
@@ -74,8 +106,9 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path),
-                default=".")
+@click.argument(
+    "directory", type=click.Path(exists=True, file_okay=False, path_type=Path), default="."
+)
 @OUTPUT
 def validate(directory: Path, output: str) -> None:
     """Check manifests in DIRECTORY offline. Exit 0 valid, 1 invalid."""
@@ -84,15 +117,24 @@ def validate(directory: Path, output: str) -> None:
 
     desired = build_desired(load_files(read_directory(directory)))
     if output == "json":
-        click.echo(json.dumps({"valid": not desired.errors,
-                               "jobs": len(desired.jobs),
-                               "definitions": len(desired.definitions),
-                               "errors": [e.as_dict() for e in desired.errors]}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "valid": not desired.errors,
+                    "jobs": len(desired.jobs),
+                    "definitions": len(desired.definitions),
+                    "errors": [e.as_dict() for e in desired.errors],
+                },
+                indent=2,
+            )
+        )
     else:
         for error in desired.errors:
             click.echo(str(error))
-        summary = (f"{len(desired.jobs)} jobs, {len(desired.definitions)} job definitions, "
-                   f"{len(desired.errors)} problems")
+        summary = (
+            f"{len(desired.jobs)} jobs, {len(desired.definitions)} job definitions, "
+            f"{len(desired.errors)} problems"
+        )
         click.echo(summary, err=True)
     sys.exit(1 if desired.errors else 0)
 
@@ -106,24 +148,34 @@ def _print_pass(result: Any, output: str, console: Console) -> None:
         return
     data = result.as_dict()
     if data["revision"]:
-        console.print(f"revision [bold]{data['revision'][:12]}[/] by {data['author']}: "
-                      f"{data['message']}", highlight=False)
+        console.print(
+            f"revision [bold]{data['revision'][:12]}[/] by {data['author']}: {data['message']}",
+            highlight=False,
+        )
     elif data["message"]:
         console.print(f"[red]error:[/] {data['message']}", highlight=False)
     for error in data["errors"]:
-        console.print(f"[red]invalid[/] {error['path']}: {error['field'] or '-'}: "
-                      f"{error['message']}", highlight=False)
+        console.print(
+            f"[red]invalid[/] {error['path']}: {error['field'] or '-'}: {error['message']}",
+            highlight=False,
+        )
     for action in data["actions"]:
         target = f"{action.get('queue', '')}/{action['name']}".lstrip("/")
         status = f" -> {action['result']}" if "result" in action else ""
         extra = f" {action.get('id', '')}" if action.get("id") else ""
         message = f" ({action['message']})" if action.get("message") else ""
-        console.print(f"{_SIGN[action['action']]} {action['action']:<10} {action['kind']:<15}"
-                      f"{target} [dim]{action['manifest']} [{action['reason']}][/]"
-                      f"{status}{extra}{message}", highlight=False)
+        console.print(
+            f"{_SIGN[action['action']]} {action['action']:<10} {action['kind']:<15}"
+            f"{target} [dim]{action['manifest']} [{action['reason']}][/]"
+            f"{status}{extra}{message}",
+            highlight=False,
+        )
     for action in data["held"]:
-        console.print(f"! held       {action['kind']:<15}{action.get('queue', '')}/"
-                      f"{action['name']} [dim]{action['manifest']}[/]", highlight=False)
+        console.print(
+            f"! held       {action['kind']:<15}{action.get('queue', '')}/"
+            f"{action['name']} [dim]{action['manifest']}[/]",
+            highlight=False,
+        )
     if data["held_reason"]:
         console.print(f"[yellow]held:[/] {data['held_reason']}", highlight=False)
     for key, why in data["waiting"].items():
@@ -179,8 +231,9 @@ def reconcile(output: str, **flags: Any) -> None:
 @main.command()
 @_source_options
 @click.option("--interval", help="Time between passes, e.g. 30s, 2m. [env: BATCH_GITOPS_INTERVAL]")
-@click.option("--listen", help="host:port for /metrics, /healthz, /readyz. "
-              "[env: BATCH_GITOPS_LISTEN]")
+@click.option(
+    "--listen", help="host:port for /metrics, /healthz, /readyz. [env: BATCH_GITOPS_LISTEN]"
+)
 def run(**flags: Any) -> None:
     """Run the controller daemon until SIGTERM/SIGINT."""
     from controller.daemon import Daemon
@@ -211,16 +264,40 @@ def status(state: Path | None, offline: bool, show_all: bool, output: str) -> No
     jobs.sort(key=lambda r: (r.queue, r.name))
     definitions = [d for revisions in ledger.active_definitions().values() for d in revisions]
     if output == "json":
-        click.echo(json.dumps({
-            "jobs": [{"queue": r.queue, "name": r.name, "job_id": r.job_id, "state": r.state,
-                      "status": r.status, "status_reason": r.status_reason,
-                      "array": r.array_summary, "manifest": r.manifest,
-                      "revision": r.revision, "author": r.author, "removed": r.retired}
-                     for r in jobs],
-            "definitions": [{"name": d.name, "revision": d.revision, "arn": d.arn,
-                             "manifest": d.manifest, "commit": d.commit_sha,
-                             "author": d.author} for d in definitions],
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "jobs": [
+                        {
+                            "queue": r.queue,
+                            "name": r.name,
+                            "job_id": r.job_id,
+                            "state": r.state,
+                            "status": r.status,
+                            "status_reason": r.status_reason,
+                            "array": r.array_summary,
+                            "manifest": r.manifest,
+                            "revision": r.revision,
+                            "author": r.author,
+                            "removed": r.retired,
+                        }
+                        for r in jobs
+                    ],
+                    "definitions": [
+                        {
+                            "name": d.name,
+                            "revision": d.revision,
+                            "arn": d.arn,
+                            "manifest": d.manifest,
+                            "commit": d.commit_sha,
+                            "author": d.author,
+                        }
+                        for d in definitions
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     console = Console()
     console.print(jobs_table(jobs))
@@ -240,17 +317,29 @@ def jobs_table(jobs: list[Any]) -> Table:
             total = sum(r.array_summary.values())
             status_text += f" ({done}/{total})"
         color = colors.get(r.status or "", "yellow")
-        table.add_row(r.queue, r.name, f"[{color}]{status_text}[/]", r.job_id or "-",
-                      r.manifest, r.revision[:12])
+        table.add_row(
+            r.queue,
+            r.name,
+            f"[{color}]{status_text}[/]",
+            r.job_id or "-",
+            r.manifest,
+            r.revision[:12],
+        )
     return table
 
 
 @main.command()
 @click.option("--once", is_flag=True, help="Converge once and exit 0 (for scripts and CI).")
-@click.option("--manifests", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Manifest folder to seed the demo repository (default: ./manifests).")
-@click.option("--workdir", type=click.Path(path_type=Path),
-              help="Where the demo keeps its repository and ledger (default: a temp dir).")
+@click.option(
+    "--manifests",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Manifest folder to seed the demo repository (default: ./manifests).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    help="Where the demo keeps its repository and ledger (default: a temp dir).",
+)
 def demo(once: bool, manifests: Path | None, workdir: Path | None) -> None:
     """The whole loop on an embedded moto Batch endpoint, in a live table."""
     from controller.demo import run_demo

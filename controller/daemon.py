@@ -44,8 +44,9 @@ class Daemon:
     def run_once(self) -> PassResult:
         outcome = run_pass(self.settings, self.source, self.api, self.ledger, cache=self.cache)
         self.passes += 1
-        self.health.update(result=outcome.result, revision=outcome.revision,
-                           message=outcome.message)
+        self.health.update(
+            result=outcome.result, revision=outcome.revision, message=outcome.message
+        )
         return outcome
 
     def trigger(self) -> None:
@@ -54,11 +55,18 @@ class Daemon:
 
     def start(self) -> None:
         self.server = serve(self.settings.listen, make_app(self.health))
-        log.info("daemon_started", listen=f"{self.server.server_name}:{self.server.server_port}",
-                 repo=self.settings.repo, branch=self.settings.branch,
-                 interval_seconds=self.settings.interval)
+        log.info(
+            "daemon_started",
+            listen=f"{self.server.server_name}:{self.server.server_port}",
+            repo=self.settings.repo,
+            branch=self.settings.branch,
+            interval_seconds=self.settings.interval,
+        )
         self.scheduler.add_job(
-            self.run_once, "interval", id=JOB_ID, seconds=self.settings.interval,
+            self.run_once,
+            "interval",
+            id=JOB_ID,
+            seconds=self.settings.interval,
             jitter=max(1, int(self.settings.interval * 0.1)),
             next_run_time=datetime.now().astimezone(),
         )

@@ -65,14 +65,22 @@ def run_demo(*, once: bool, manifests: Path | None, workdir: Path | None) -> int
         return 1
     queues = {job.queue for job in desired.jobs.values()}
 
-    console.print(f"[bold]batch-gitops demo[/]: starting an embedded AWS Batch (moto) with "
-                  f"queues {', '.join(sorted(queues))}")
+    console.print(
+        f"[bold]batch-gitops demo[/]: starting an embedded AWS Batch (moto) with "
+        f"queues {', '.join(sorted(queues))}"
+    )
     moto = demo_backend.start("walk", step=1.0, run=4.0)
     try:
         moto.create_queues(queues)
-        repo = _seed_repository(manifests, repo_dir)
-        settings = Settings(repo=str(repo_dir), branch="main", state=root / "ledger.sqlite",
-                            workdir=root / "cache", listen="127.0.0.1:0", interval=2.0)
+        _seed_repository(manifests, repo_dir)
+        settings = Settings(
+            repo=str(repo_dir),
+            branch="main",
+            state=root / "ledger.sqlite",
+            workdir=root / "cache",
+            listen="127.0.0.1:0",
+            interval=2.0,
+        )
         ledger = Ledger(settings.state)
         api = Boto3Batch(rate_limit=settings.rate_limit)
         source = make_source(settings)
@@ -83,8 +91,7 @@ def run_demo(*, once: bool, manifests: Path | None, workdir: Path | None) -> int
 
         def one_pass() -> PassResult:
             result = run_pass(settings, source, api, ledger, cache=cache)
-            health.update(result=result.result, revision=result.revision,
-                          message=result.message)
+            health.update(result=result.result, revision=result.revision, message=result.message)
             return result
 
         first = one_pass()
@@ -93,21 +100,27 @@ def run_demo(*, once: bool, manifests: Path | None, workdir: Path | None) -> int
             second = one_pass()
             console.print(_summary(second))
             refresh_statuses(api, ledger)
-            console.print(jobs_table(sorted(ledger.current_jobs().values(),
-                                            key=lambda r: (r.queue, r.name))))
+            console.print(
+                jobs_table(sorted(ledger.current_jobs().values(), key=lambda r: (r.queue, r.name)))
+            )
             submitted = {k for k, r in ledger.current_jobs().items() if r.job_id}
             missing = set(desired.jobs) - submitted
             writes = sum(1 for r in second.results)
             ok = first.result == "ok" and not missing and writes == 0
-            console.print(f"{len(submitted)} of {len(desired.jobs)} jobs submitted; "
-                          f"second pass made {writes} changes; metrics were at {metrics_url}")
+            console.print(
+                f"{len(submitted)} of {len(desired.jobs)} jobs submitted; "
+                f"second pass made {writes} changes; metrics were at {metrics_url}"
+            )
             return 0 if ok else 1
 
-        console.print(Text.from_markup(
-            f"\n[bold]The controller is watching[/] [cyan]{repo_dir}[/] (branch main).\n"
-            f"Edit or delete a manifest there, then commit, e.g.:\n"
-            f"  cd {repo_dir} && git rm jobs/job-array.json && git commit -m 'drop sweep'\n"
-            f"Metrics: {metrics_url}   Stop: Ctrl-C\n"))
+        console.print(
+            Text.from_markup(
+                f"\n[bold]The controller is watching[/] [cyan]{repo_dir}[/] (branch main).\n"
+                f"Edit or delete a manifest there, then commit, e.g.:\n"
+                f"  cd {repo_dir} && git rm jobs/job-array.json && git commit -m 'drop sweep'\n"
+                f"Metrics: {metrics_url}   Stop: Ctrl-C\n"
+            )
+        )
         last_revision = first.revision
         next_pass = time.monotonic() + settings.interval
         messages: list[str] = []
@@ -120,8 +133,10 @@ def run_demo(*, once: bool, manifests: Path | None, workdir: Path | None) -> int
                         messages = [str(_summary(result))][-5:]
                         last_revision = result.revision
                 refresh_statuses(api, ledger)
-                jobs = sorted((r for r in ledger.current_jobs().values() if not r.retired),
-                              key=lambda r: (r.queue, r.name))
+                jobs = sorted(
+                    (r for r in ledger.current_jobs().values() if not r.retired),
+                    key=lambda r: (r.queue, r.name),
+                )
                 live.update(Group(jobs_table(jobs), Text("\n".join(messages))))
                 time.sleep(1.0)
     except KeyboardInterrupt:
@@ -133,5 +148,7 @@ def run_demo(*, once: bool, manifests: Path | None, workdir: Path | None) -> int
 
 def _summary(result: PassResult) -> Text:
     counts = ", ".join(f"{k}={v}" for k, v in sorted(result.counts().items()) if v)
-    return Text(f"pass {result.pass_id}: {result.result} at {result.revision[:12]} "
-                f"({counts or 'nothing to do'}) in {result.duration:.2f}s")
+    return Text(
+        f"pass {result.pass_id}: {result.result} at {result.revision[:12]} "
+        f"({counts or 'nothing to do'}) in {result.duration:.2f}s"
+    )

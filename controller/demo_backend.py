@@ -89,7 +89,8 @@ def set_mode(mode: Mode, *, step: float = 0.2, run: float = 3.0) -> None:
 def _jobs() -> dict[str, Any]:
     from moto.batch.models import batch_backends
 
-    return batch_backends[ACCOUNT][REGION]._jobs  # type: ignore[no-any-return]
+    jobs: dict[str, Any] = batch_backends[ACCOUNT][REGION]._jobs
+    return jobs
 
 
 def finish_job(job_id: str, success: bool = True) -> None:
@@ -129,8 +130,13 @@ class MotoBatch:
     _stop: threading.Event
 
     def client(self, service: str = "batch") -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def create_queues(self, queues: list[str] | set[str]) -> None:
         """A compute environment and the named job queues (idempotent)."""
@@ -146,27 +152,35 @@ class MotoBatch:
             ce_arn = environments["computeEnvironments"][0]["computeEnvironmentArn"]
         else:
             ce_arn = batch.create_compute_environment(
-                computeEnvironmentName="demo-ce", type="UNMANAGED", state="ENABLED",
-                serviceRole=role_arn)["computeEnvironmentArn"]
+                computeEnvironmentName="demo-ce",
+                type="UNMANAGED",
+                state="ENABLED",
+                serviceRole=role_arn,
+            )["computeEnvironmentArn"]
         existing = {q["jobQueueName"] for q in batch.describe_job_queues()["jobQueues"]}
         for queue in sorted(set(queues) - existing):
-            batch.create_job_queue(jobQueueName=queue, state="ENABLED", priority=1,
-                                   computeEnvironmentOrder=[{"order": 1,
-                                                             "computeEnvironment": ce_arn}])
+            batch.create_job_queue(
+                jobQueueName=queue,
+                state="ENABLED",
+                priority=1,
+                computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce_arn}],
+            )
 
     def reset(self) -> None:
         import urllib.request
 
-        urllib.request.urlopen(urllib.request.Request(
-            f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10).read()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10
+        ).read()
 
     def stop(self) -> None:
         self._stop.set()
         self.server.stop()
 
 
-def start(mode: Mode = "instant", *, step: float = 0.2, run: float = 3.0,
-          export_env: bool = True) -> MotoBatch:
+def start(
+    mode: Mode = "instant", *, step: float = 0.2, run: float = 3.0, export_env: bool = True
+) -> MotoBatch:
     """Start moto on 127.0.0.1 (free port), Docker off, and point boto3 at it."""
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer

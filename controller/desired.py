@@ -110,8 +110,9 @@ def build_desired(loaded: LoadResult) -> DesiredState:
         if len(group) > 1:
             paths = ", ".join(sorted(m.path for m in group))
             for manifest in group:
-                reject(manifest, "jobDefinitionName", f"{name!r} is defined in several files: "
-                       f"{paths}")
+                reject(
+                    manifest, "jobDefinitionName", f"{name!r} is defined in several files: {paths}"
+                )
             continue
         manifest = group[0]
         assert isinstance(manifest.options, DefinitionOptions)
@@ -128,8 +129,11 @@ def build_desired(loaded: LoadResult) -> DesiredState:
         if len(group) > 1:
             paths = ", ".join(sorted(m.path for m in group))
             for manifest in group:
-                reject(manifest, "jobName", f"job {key[1]!r} appears more than once in queue "
-                       f"{key[0]!r}: {paths}")
+                reject(
+                    manifest,
+                    "jobName",
+                    f"job {key[1]!r} appears more than once in queue {key[0]!r}: {paths}",
+                )
             continue
         unique[key] = group[0]
 
@@ -154,12 +158,18 @@ def build_desired(loaded: LoadResult) -> DesiredState:
                 ups.append(candidates[0])
             elif len(candidates) > 1:
                 queues = ", ".join(sorted(q for q, _ in candidates))
-                reject(manifest, where, f"{job_id!r} names jobs in several queues ({queues}); "
-                       "rename one of them")
+                reject(
+                    manifest,
+                    where,
+                    f"{job_id!r} names jobs in several queues ({queues}); rename one of them",
+                )
                 ok = False
             elif not _AWS_JOB_ID.match(job_id):
-                reject(manifest, where, f"{job_id!r} is neither a job of this repository nor an "
-                       "AWS job ID")
+                reject(
+                    manifest,
+                    where,
+                    f"{job_id!r} is neither a job of this repository nor an AWS job ID",
+                )
                 ok = False
         if ok:
             upstream[key] = tuple(ups)
@@ -174,14 +184,14 @@ def build_desired(loaded: LoadResult) -> DesiredState:
     changed = True
     while changed:
         changed = False
-        for key, ups in list(upstream.items()):
-            missing = [up for up in ups if up not in upstream]
+        for key, key_ups in list(upstream.items()):
+            missing = [up for up in key_ups if up not in upstream]
             if missing:
                 reject(unique[key], "dependsOn", f"upstream job {missing[0][1]!r} is not valid")
                 del upstream[key]
                 changed = True
 
-    for key, ups in upstream.items():
+    for key, resolved in upstream.items():
         manifest = unique[key]
         assert isinstance(manifest.options, JobOptions)
         state.jobs[key] = DesiredJob(
@@ -190,7 +200,7 @@ def build_desired(loaded: LoadResult) -> DesiredState:
             request=manifest.request,
             spec_hash=_job_hash(manifest),
             options=manifest.options,
-            upstream=ups,
+            upstream=resolved,
         )
     state.errors.sort(key=lambda e: (e.path, e.field))
     return state
@@ -216,7 +226,7 @@ def _cycles(graph: dict[JobKey, tuple[JobKey, ...]]) -> list[list[JobKey]]:
                 stack.append((node, index + 1))
                 child = children[index]
                 if color[child] == grey:
-                    found.append([*path[path.index(child):], child])
+                    found.append([*path[path.index(child) :], child])
                 elif color[child] == white:
                     stack.append((child, 0))
             else:

@@ -20,9 +20,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from controller.records import DefinitionRecord, JobRecord, Provenance
 
 SCHEMA_VERSION = 1
 
@@ -97,54 +98,6 @@ CREATE TABLE IF NOT EXISTS passes (
 
 class LedgerError(Exception):
     """The ledger file cannot be used; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    token: str
-    queue: str
-    name: str
-    manifest: str
-    spec_hash: str
-    revision: str
-    author: str
-    committed_at: float
-    job_id: str | None
-    state: str
-    status: str | None
-    status_reason: str | None
-    array_summary: dict[str, int] | None
-    prune: bool
-    is_current: bool
-    retired: bool
-    created_at: float
-    updated_at: float
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.queue, self.name)
-
-
-@dataclass(frozen=True)
-class DefinitionRecord:
-    arn: str
-    name: str
-    revision: int
-    manifest: str
-    spec_hash: str
-    commit_sha: str
-    author: str
-    prune: bool
-    status: str
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Which commit asked for an action."""
-
-    revision: str
-    author: str = ""
-    committed_at: float = 0.0
 
 
 class Ledger:
@@ -231,26 +184,48 @@ class Ledger:
             row = self.db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         return None if row is None else _job(row)
 
-    def record_intent(self, *, token: str, queue: str, name: str, manifest: str,
-                      spec_hash: str, prune: bool, provenance: Provenance) -> None:
+    def record_intent(
+        self,
+        *,
+        token: str,
+        queue: str,
+        name: str,
+        manifest: str,
+        spec_hash: str,
+        prune: bool,
+        provenance: Provenance,
+    ) -> None:
         """Before SubmitJob: this run becomes the key's current one."""
         now = time.time()
         with self.transaction() as db:
-            db.execute("UPDATE jobs SET is_current=0, updated_at=? WHERE queue=? AND name=? "
-                       "AND is_current=1", (now, queue, name))
+            db.execute(
+                "UPDATE jobs SET is_current=0, updated_at=? WHERE queue=? AND name=? "
+                "AND is_current=1",
+                (now, queue, name),
+            )
             db.execute(
                 "INSERT INTO jobs(token, queue, name, manifest, spec_hash, revision, author, "
                 "committed_at, state, prune, is_current, created_at, updated_at) "
                 "VALUES(?,?,?,?,?,?,?,?, 'intent', ?, 1, ?, ?)",
-                (token, queue, name, manifest, spec_hash, provenance.revision,
-                 provenance.author, provenance.committed_at, int(prune), now, now),
+                (
+                    token,
+                    queue,
+                    name,
+                    manifest,
+                    spec_hash,
+                    provenance.revision,
+                    provenance.author,
+                    provenance.committed_at,
+                    int(prune),
+                    now,
+                    now,
+                ),
             )
 
     def record_submitted(self, token: str, job_id: str, status: str = "SUBMITTED") -> None:
         with self.lock:
             self.db.execute(
-                "UPDATE jobs SET state='submitted', job_id=?, status=?, updated_at=? "
-                "WHERE token=?",
+                "UPDATE jobs SET state='submitted', job_id=?, status=?, updated_at=? WHERE token=?",
                 (job_id, status, time.time(), token),
             )
 
@@ -271,8 +246,10 @@ class Ledger:
             db.executemany(
                 "UPDATE jobs SET status=?, status_reason=?, array_summary=?, updated_at=? "
                 "WHERE job_id=?",
-                [(status, reason, summary, now, job_id)
-                 for job_id, status, reason, summary in updates],
+                [
+                    (status, reason, summary, now, job_id)
+                    for job_id, status, reason, summary in updates
+                ],
             )
 
     def set_retired(self, queue: str, name: str, retired: bool) -> None:
@@ -282,8 +259,8 @@ class Ledger:
         """
         with self.lock:
             self.db.execute(
-                "UPDATE jobs SET retired=?, updated_at=? WHERE queue=? AND name=? "
-                "AND is_current=1", (int(retired), time.time(), queue, name),
+                "UPDATE jobs SET retired=?, updated_at=? WHERE queue=? AND name=? AND is_current=1",
+                (int(retired), time.time(), queue, name),
             )
 
     # --- definitions ---
@@ -298,39 +275,89 @@ class Ledger:
             result.setdefault(row["name"], []).append(_definition(row))
         return result
 
-    def record_definition(self, *, arn: str, name: str, revision: int, manifest: str,
-                          spec_hash: str, prune: bool, provenance: Provenance) -> None:
+    def record_definition(
+        self,
+        *,
+        arn: str,
+        name: str,
+        revision: int,
+        manifest: str,
+        spec_hash: str,
+        prune: bool,
+        provenance: Provenance,
+    ) -> None:
         now = time.time()
         with self.lock:
             self.db.execute(
                 "INSERT OR REPLACE INTO definitions(arn, name, revision, manifest, spec_hash, "
                 "commit_sha, author, prune, status, created_at, updated_at) "
                 "VALUES(?,?,?,?,?,?,?,?, 'ACTIVE', ?, ?)",
-                (arn, name, revision, manifest, spec_hash, provenance.revision,
-                 provenance.author, int(prune), now, now),
+                (
+                    arn,
+                    name,
+                    revision,
+                    manifest,
+                    spec_hash,
+                    provenance.revision,
+                    provenance.author,
+                    int(prune),
+                    now,
+                    now,
+                ),
             )
 
     def record_deregistered(self, arn: str) -> None:
         with self.lock:
-            self.db.execute("UPDATE definitions SET status='INACTIVE', updated_at=? WHERE arn=?",
-                            (time.time(), arn))
+            self.db.execute(
+                "UPDATE definitions SET status='INACTIVE', updated_at=? WHERE arn=?",
+                (time.time(), arn),
+            )
 
     # --- audit ---
-    def record_action(self, *, pass_id: str, action: str, kind: str, name: str, queue: str,
-                      manifest: str, provenance: Provenance, result: str, aws_id: str,
-                      message: str) -> None:
+    def record_action(
+        self,
+        *,
+        pass_id: str,
+        action: str,
+        kind: str,
+        name: str,
+        queue: str,
+        manifest: str,
+        provenance: Provenance,
+        result: str,
+        aws_id: str,
+        message: str,
+    ) -> None:
         with self.lock:
             self.db.execute(
                 "INSERT INTO actions(pass_id, at, action, kind, queue, name, manifest, revision,"
                 " author, committed_at, result, aws_id, message) "
                 "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (pass_id, time.time(), action, kind, queue, name, manifest,
-                 provenance.revision, provenance.author, provenance.committed_at, result,
-                 aws_id, message),
+                (
+                    pass_id,
+                    time.time(),
+                    action,
+                    kind,
+                    queue,
+                    name,
+                    manifest,
+                    provenance.revision,
+                    provenance.author,
+                    provenance.committed_at,
+                    result,
+                    aws_id,
+                    message,
+                ),
             )
 
-    def actions(self, *, revision: str | None = None, manifest: str | None = None,
-                aws_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def actions(
+        self,
+        *,
+        revision: str | None = None,
+        manifest: str | None = None,
+        aws_id: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
         clauses, params = [], []
         if revision:
             clauses.append("revision LIKE ?")
@@ -350,15 +377,16 @@ class Ledger:
 
     def start_pass(self, pass_id: str) -> None:
         with self.lock:
-            self.db.execute("INSERT INTO passes(pass_id, started_at) VALUES(?, ?)",
-                            (pass_id, time.time()))
+            self.db.execute(
+                "INSERT INTO passes(pass_id, started_at) VALUES(?, ?)", (pass_id, time.time())
+            )
 
-    def finish_pass(self, pass_id: str, revision: str, result: str,
-                    summary: dict[str, Any]) -> None:
+    def finish_pass(
+        self, pass_id: str, revision: str, result: str, summary: dict[str, Any]
+    ) -> None:
         with self.lock:
             self.db.execute(
-                "UPDATE passes SET finished_at=?, revision=?, result=?, summary=? "
-                "WHERE pass_id=?",
+                "UPDATE passes SET finished_at=?, revision=?, result=?, summary=? WHERE pass_id=?",
                 (time.time(), revision, result, json.dumps(summary), pass_id),
             )
 
@@ -366,19 +394,36 @@ class Ledger:
 def _job(row: sqlite3.Row) -> JobRecord:
     summary = row["array_summary"]
     return JobRecord(
-        token=row["token"], queue=row["queue"], name=row["name"], manifest=row["manifest"],
-        spec_hash=row["spec_hash"], revision=row["revision"], author=row["author"],
-        committed_at=row["committed_at"], job_id=row["job_id"], state=row["state"],
-        status=row["status"], status_reason=row["status_reason"],
-        array_summary=json.loads(summary) if summary else None, prune=bool(row["prune"]),
-        is_current=bool(row["is_current"]), retired=bool(row["retired"]),
-        created_at=row["created_at"], updated_at=row["updated_at"],
+        token=row["token"],
+        queue=row["queue"],
+        name=row["name"],
+        manifest=row["manifest"],
+        spec_hash=row["spec_hash"],
+        revision=row["revision"],
+        author=row["author"],
+        committed_at=row["committed_at"],
+        job_id=row["job_id"],
+        state=row["state"],
+        status=row["status"],
+        status_reason=row["status_reason"],
+        array_summary=json.loads(summary) if summary else None,
+        prune=bool(row["prune"]),
+        is_current=bool(row["is_current"]),
+        retired=bool(row["retired"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
 def _definition(row: sqlite3.Row) -> DefinitionRecord:
     return DefinitionRecord(
-        arn=row["arn"], name=row["name"], revision=row["revision"], manifest=row["manifest"],
-        spec_hash=row["spec_hash"], commit_sha=row["commit_sha"], author=row["author"],
-        prune=bool(row["prune"]), status=row["status"],
+        arn=row["arn"],
+        name=row["name"],
+        revision=row["revision"],
+        manifest=row["manifest"],
+        spec_hash=row["spec_hash"],
+        commit_sha=row["commit_sha"],
+        author=row["author"],
+        prune=bool(row["prune"]),
+        status=row["status"],
     )

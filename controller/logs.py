@@ -42,8 +42,9 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 
 def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
     render_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
-    renderer: Any = (structlog.processors.JSONRenderer() if render_json
-                     else structlog.dev.ConsoleRenderer())
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if render_json else structlog.dev.ConsoleRenderer()
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -141,7 +141,9 @@ def parse_document(path: str, raw: bytes) -> Any:
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
+            raise ValueError(
+                f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from exc
     try:
         documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
@@ -192,7 +194,7 @@ def validate_request(value: Any, shape: Shape, where: str = "") -> Iterator[tupl
             yield where, f"must be a list, not {_type_name(value)}"
             return
         for index, item in enumerate(value):
-            yield from validate_request(item, shape.member, f"{where}[{index}]")  # type: ignore[attr-defined]
+            yield from validate_request(item, shape.member, f"{where}[{index}]")
     elif kind == "map":
         if not isinstance(value, dict):
             yield where, f"must be an object, not {_type_name(value)}"
@@ -200,7 +202,7 @@ def validate_request(value: Any, shape: Shape, where: str = "") -> Iterator[tupl
         for key, item in value.items():
             if not isinstance(key, str):
                 yield where, f"keys must be strings, not {_type_name(key)}"
-            yield from validate_request(item, shape.value, f"{where}.{key}")  # type: ignore[attr-defined]
+            yield from validate_request(item, shape.value, f"{where}.{key}")
     elif kind == "string":
         if not isinstance(value, str):
             yield where, f"must be a string, not {_type_name(value)}"
@@ -216,9 +218,8 @@ def validate_request(value: Any, shape: Shape, where: str = "") -> Iterator[tupl
     elif kind in ("double", "float"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             yield where, f"must be a number, not {_type_name(value)}"
-    elif kind == "boolean":
-        if not isinstance(value, bool):
-            yield where, f"must be true or false, not {_type_name(value)}"
+    elif kind == "boolean" and not isinstance(value, bool):
+        yield where, f"must be true or false, not {_type_name(value)}"
     # timestamp and blob never occur in the two requests we accept.
 
 
@@ -239,9 +240,12 @@ def _semantic_checks(kind: Kind, request: dict[str, Any]) -> Iterator[tuple[str,
     name_field = "jobName" if kind == "job" else "jobDefinitionName"
     name = request.get(name_field)
     if isinstance(name, str) and not _NAME.match(name):
-        yield name_field, (
-            "must be 1-128 letters, digits, hyphens or underscores, starting with a letter "
-            "or digit"
+        yield (
+            name_field,
+            (
+                "must be 1-128 letters, digits, hyphens or underscores, starting with a letter "
+                "or digit"
+            ),
         )
     tags = request.get("tags")
     if isinstance(tags, dict):
@@ -249,9 +253,12 @@ def _semantic_checks(kind: Kind, request: dict[str, Any]) -> Iterator[tuple[str,
             if isinstance(key, str) and key.startswith(TAG_PREFIX):
                 yield f"tags.{key}", f"the {TAG_PREFIX} prefix is reserved for the controller"
         if len(tags) > MAX_TAGS - RESERVED_TAG_COUNT:
-            yield "tags", (
-                f"{len(tags)} tags; at most {MAX_TAGS - RESERVED_TAG_COUNT} leave room for "
-                f"the controller's {RESERVED_TAG_COUNT} (AWS allows {MAX_TAGS})"
+            yield (
+                "tags",
+                (
+                    f"{len(tags)} tags; at most {MAX_TAGS - RESERVED_TAG_COUNT} leave room for "
+                    f"the controller's {RESERVED_TAG_COUNT} (AWS allows {MAX_TAGS})"
+                ),
             )
     if kind == "job":
         array = request.get("arrayProperties")
@@ -272,12 +279,10 @@ def load_manifest(path: str, raw: bytes, blob: str = "") -> Manifest | list[Mani
 
     options_raw: Any = {}
     prefix = ""
-    if "apiVersion" in document or "kind" in document and "spec" in document:
+    if "apiVersion" in document or ("kind" in document and "spec" in document):
         envelope_errors = []
         if document.get("apiVersion") != API_VERSION:
-            envelope_errors.append(
-                ManifestError(path, "apiVersion", f"must be {API_VERSION!r}")
-            )
+            envelope_errors.append(ManifestError(path, "apiVersion", f"must be {API_VERSION!r}"))
         kind_name = document.get("kind")
         if kind_name not in ENVELOPE_KIND:
             envelope_errors.append(
@@ -294,7 +299,7 @@ def load_manifest(path: str, raw: bytes, blob: str = "") -> Manifest | list[Mani
             envelope_errors.append(ManifestError(path, "spec", "must be an object"))
         if envelope_errors:
             return envelope_errors
-        kind: Kind = ENVELOPE_KIND[kind_name]
+        kind: Kind = ENVELOPE_KIND[str(kind_name)]
         request = document["spec"]
         options_raw = document.get("options") or {}
         prefix = "spec."

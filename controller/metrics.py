@@ -29,9 +29,7 @@ LAST_PASS = Gauge(
 ATTEMPTED_REVISION = Info(
     f"{PREFIX}_attempted_revision", "The revision the last pass tried to apply."
 )
-APPLIED_REVISION = Info(
-    f"{PREFIX}_applied_revision", "The last revision applied without error."
-)
+APPLIED_REVISION = Info(f"{PREFIX}_applied_revision", "The last revision applied without error.")
 
 # --- source ---
 FETCH_SECONDS = Histogram(
@@ -40,7 +38,8 @@ FETCH_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 FETCH_ERRORS = Counter(
-    f"{PREFIX}_source_fetch_errors_total", "Failed attempts to read the source, by reason.",
+    f"{PREFIX}_source_fetch_errors_total",
+    "Failed attempts to read the source, by reason.",
     ["reason"],
 )
 SOURCE_READY = Gauge(
@@ -51,7 +50,8 @@ REVISION_COMMIT_TIME = Gauge(
     "Commit time of the applied revision (age = time() - this).",
 )
 MANIFESTS = Gauge(
-    f"{PREFIX}_manifests", "Manifests in the applied revision by kind and validity.",
+    f"{PREFIX}_manifests",
+    "Manifests in the applied revision by kind and validity.",
     ["kind", "valid"],
 )
 
@@ -68,7 +68,8 @@ HELD_PRUNES = Gauge(
 
 # --- jobs ---
 JOBS = Gauge(
-    f"{PREFIX}_managed_jobs", "Current runs of managed jobs by queue and last known AWS status.",
+    f"{PREFIX}_managed_jobs",
+    "Current runs of managed jobs by queue and last known AWS status.",
     ["queue", "status"],
 )
 COMMIT_TO_SUBMIT = Histogram(
@@ -79,18 +80,21 @@ COMMIT_TO_SUBMIT = Histogram(
 
 # --- AWS API ---
 AWS_REQUESTS = Counter(
-    f"{PREFIX}_aws_requests_total", "HTTP requests sent to AWS Batch (retries included).",
+    f"{PREFIX}_aws_requests_total",
+    "HTTP requests sent to AWS Batch (retries included).",
     ["operation"],
 )
 AWS_ERRORS = Counter(
-    f"{PREFIX}_aws_errors_total", "Failed AWS Batch calls after retries, by operation and code.",
+    f"{PREFIX}_aws_errors_total",
+    "Failed AWS Batch calls after retries, by operation and code.",
     ["operation", "code"],
 )
 AWS_THROTTLES = Counter(
     f"{PREFIX}_aws_throttles_total", "Calls that ended throttled after retries.", ["operation"]
 )
 AWS_CALL_SECONDS = Histogram(
-    f"{PREFIX}_aws_call_duration_seconds", "Wall time of one AWS Batch call, retries included.",
+    f"{PREFIX}_aws_call_duration_seconds",
+    "Wall time of one AWS Batch call, retries included.",
     ["operation"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )

@@ -43,25 +43,37 @@ def settle_intents(api: BatchApi, ledger: Ledger) -> SettleResult:
             summaries = api.list_jobs(record.queue, name=record.name)
             ids = [s["jobId"] for s in summaries if s.get("jobName") == record.name]
             found = [
-                job for job in (api.describe_jobs(ids) if ids else [])
+                job
+                for job in (api.describe_jobs(ids) if ids else [])
                 if (job.get("tags") or {}).get(SUBMISSION_TAG) == record.token
             ]
         except BatchError as exc:
             result.unknown += 1
-            log.warning("intent_unsettled", queue=record.queue, job_name=record.name,
-                        submission=record.token, error=str(exc))
+            log.warning(
+                "intent_unsettled",
+                queue=record.queue,
+                job_name=record.name,
+                submission=record.token,
+                error=str(exc),
+            )
             continue
         if found:
             job = found[0]
             ledger.record_submitted(record.token, job["jobId"], job.get("status", "SUBMITTED"))
             result.adopted += 1
-            log.info("intent_adopted", queue=record.queue, job_name=record.name,
-                     job_id=job["jobId"], submission=record.token)
+            log.info(
+                "intent_adopted",
+                queue=record.queue,
+                job_name=record.name,
+                job_id=job["jobId"],
+                submission=record.token,
+            )
         else:
             ledger.record_outcome(record.token, "lost", "not found in AWS when settled")
             result.lost += 1
-            log.info("intent_lost", queue=record.queue, job_name=record.name,
-                     submission=record.token)
+            log.info(
+                "intent_lost", queue=record.queue, job_name=record.name, submission=record.token
+            )
     return result
 
 
@@ -71,13 +83,16 @@ def refresh_statuses(api: BatchApi, ledger: Ledger) -> tuple[dict[str, str], set
     Returns ``(status by job id, ids that could not be read)``.
     """
     records = ledger.current_jobs().values()
-    ids = [r.job_id for r in records
-           if r.state == "submitted" and r.job_id and r.status in ACTIVE_STATUSES]
+    ids = [
+        r.job_id
+        for r in records
+        if r.state == "submitted" and r.job_id and r.status in ACTIVE_STATUSES
+    ]
     statuses: dict[str, str] = {}
     unreadable: set[str] = set()
     updates: list[tuple[str, str, str | None, str | None]] = []
     for start in range(0, len(ids), 100):
-        chunk = ids[start:start + 100]
+        chunk = ids[start : start + 100]
         try:
             jobs = api.describe_jobs(chunk)
         except BatchError as exc:
@@ -94,8 +109,9 @@ def refresh_statuses(api: BatchApi, ledger: Ledger) -> tuple[dict[str, str], set
             status = str(job.get("status"))
             statuses[job_id] = status
             summary = (job.get("arrayProperties") or {}).get("statusSummary")
-            updates.append((job_id, status, job.get("statusReason"),
-                            json.dumps(summary) if summary else None))
+            updates.append(
+                (job_id, status, job.get("statusReason"), json.dumps(summary) if summary else None)
+            )
     ledger.update_statuses(updates)
     return statuses, unreadable
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from controller.jobstatus import ACTIVE_STATUSES, QUEUED_STATUSES
 from controller.desired import DesiredDefinition, DesiredJob, DesiredState, JobKey
-from controller.ledger import DefinitionRecord, JobRecord
+from controller.jobstatus import ACTIVE_STATUSES, QUEUED_STATUSES
+from controller.records import DefinitionRecord, JobRecord
 
 ActionName = Literal["register", "submit", "cancel", "terminate", "deregister"]
 Phase = Literal["active", "finished", "absent", "unknown"]
@@ -66,8 +66,13 @@ class Action:
         return self.reason == "removed"
 
     def as_dict(self) -> dict[str, str]:
-        out = {"action": self.action, "kind": self.kind, "name": self.name,
-               "manifest": self.manifest, "reason": self.reason}
+        out = {
+            "action": self.action,
+            "kind": self.kind,
+            "name": self.name,
+            "manifest": self.manifest,
+            "reason": self.reason,
+        }
         if self.queue:
             out["queue"] = self.queue
         if self.aws_id:
@@ -104,12 +109,20 @@ def stop_action(observed: ObservedJob, manifest: str, reason: str) -> Action:
     """Cancel a queued run, terminate a starting/running one (CancelJob does nothing there)."""
     record = observed.record
     verb: ActionName = "cancel" if observed.status in QUEUED_STATUSES else "terminate"
-    return Action(verb, "job", record.name, manifest, queue=record.queue, reason=reason,
-                  aws_id=record.job_id or "")
+    return Action(
+        verb,
+        "job",
+        record.name,
+        manifest,
+        queue=record.queue,
+        reason=reason,
+        aws_id=record.job_id or "",
+    )
 
 
-def plan_actions(desired: DesiredState, observed: ObservedState,
-                 options: PlanOptions = PlanOptions()) -> Plan:
+def plan_actions(
+    desired: DesiredState, observed: ObservedState, options: PlanOptions = PlanOptions()
+) -> Plan:
     plan = Plan()
     registers: list[Action] = []
     stops: list[Action] = []
@@ -118,18 +131,34 @@ def plan_actions(desired: DesiredState, observed: ObservedState,
 
     # --- definitions ---
     for name in sorted(desired.definitions.keys() | observed.definitions.keys()):
-        want = desired.definitions.get(name)
-        have = observed.definitions.get(name, [])
-        if want is not None:
-            if not have or have[-1].spec_hash != want.spec_hash:
-                registers.append(Action("register", "job-definition", name, want.manifest,
-                                        reason="changed" if have else "new", definition=want))
+        want_definition = desired.definitions.get(name)
+        revisions = observed.definitions.get(name, [])
+        if want_definition is not None:
+            if not revisions or revisions[-1].spec_hash != want_definition.spec_hash:
+                registers.append(
+                    Action(
+                        "register",
+                        "job-definition",
+                        name,
+                        want_definition.manifest,
+                        reason="changed" if revisions else "new",
+                        definition=want_definition,
+                    )
+                )
             continue
-        for record in have:
+        for record in revisions:
             if record.manifest in desired.invalid_paths or not record.prune:
                 continue
-            prunes.append(Action("deregister", "job-definition", name, record.manifest,
-                                 reason="removed", aws_id=record.arn))
+            prunes.append(
+                Action(
+                    "deregister",
+                    "job-definition",
+                    name,
+                    record.manifest,
+                    reason="removed",
+                    aws_id=record.arn,
+                )
+            )
 
     # --- jobs ---
     for key in sorted(desired.jobs.keys() | observed.jobs.keys()):
@@ -173,12 +202,14 @@ def plan_actions(desired: DesiredState, observed: ObservedState,
 
 
 def _submit(want: DesiredJob, reason: str) -> Action:
-    return Action("submit", "job", want.name, want.manifest, queue=want.queue, reason=reason,
-                  job=want)
+    return Action(
+        "submit", "job", want.name, want.manifest, queue=want.queue, reason=reason, job=want
+    )
 
 
-def _prune_guard(desired: DesiredState, observed: ObservedState, prunes: list[Action],
-                 options: PlanOptions) -> str:
+def _prune_guard(
+    desired: DesiredState, observed: ObservedState, prunes: list[Action], options: PlanOptions
+) -> str:
     """Why these prunes must wait for an acknowledgement, or '' to go ahead."""
     if not prunes:
         return ""
@@ -188,12 +219,16 @@ def _prune_guard(desired: DesiredState, observed: ObservedState, prunes: list[Ac
         return ""
     empty = not desired.jobs and not desired.definitions and not desired.invalid_paths
     if empty:
-        return ("the repository holds no manifests at all; refusing to prune everything "
-                "without --allow-mass-prune")
+        return (
+            "the repository holds no manifests at all; refusing to prune everything "
+            "without --allow-mass-prune"
+        )
     job_prunes = sum(1 for a in prunes if a.kind == "job")
     active = sum(1 for o in observed.jobs.values() if o.phase == "active")
     if job_prunes > options.prune_max_jobs and job_prunes > options.prune_max_ratio * active:
-        return (f"this revision would stop {job_prunes} of {active} active jobs (more than "
-                f"{options.prune_max_jobs} and more than {options.prune_max_ratio:.0%}); "
-                "acknowledge with --allow-mass-prune")
+        return (
+            f"this revision would stop {job_prunes} of {active} active jobs (more than "
+            f"{options.prune_max_jobs} and more than {options.prune_max_ratio:.0%}); "
+            "acknowledge with --allow-mass-prune"
+        )
     return ""

@@ -19,10 +19,11 @@ from controller import metrics
 from controller.apply import ActionResult, Applier
 from controller.batch import BatchApi
 from controller.desired import DesiredState, build_desired
-from controller.ledger import Ledger, Provenance
+from controller.ledger import Ledger
 from controller.manifests import LoadResult, Manifest, ManifestError, load_manifest
 from controller.observe import SettleResult, observe, settle_intents
 from controller.plan import Plan, PlanOptions, plan_actions
+from controller.records import Provenance
 from controller.settings import Settings
 from controller.source import GitSource, Snapshot, SourceError
 
@@ -95,8 +96,11 @@ class PassResult:
             "message": self.message,
             "dry_run": self.dry_run,
             "duration_seconds": round(self.duration, 3),
-            "actions": ([a.as_dict() for a in plan.actions] if self.dry_run
-                        else [r.as_dict() for r in self.results]),
+            "actions": (
+                [a.as_dict() for a in plan.actions]
+                if self.dry_run
+                else [r.as_dict() for r in self.results]
+            ),
             "held": [a.as_dict() for a in plan.held],
             "held_reason": plan.held_reason,
             "waiting": plan.waiting,
@@ -106,18 +110,29 @@ class PassResult:
 
 
 def make_source(settings: Settings) -> GitSource:
-    return GitSource(settings.repo, settings.branch, settings.path, settings.workdir,
-                     settings.fetch_timeout)
+    return GitSource(
+        settings.repo, settings.branch, settings.path, settings.workdir, settings.fetch_timeout
+    )
 
 
 def plan_options(settings: Settings) -> PlanOptions:
-    return PlanOptions(prune=settings.prune, prune_max_jobs=settings.prune_max_jobs,
-                       prune_max_ratio=settings.prune_max_ratio,
-                       allow_mass_prune=settings.allow_mass_prune)
+    return PlanOptions(
+        prune=settings.prune,
+        prune_max_jobs=settings.prune_max_jobs,
+        prune_max_ratio=settings.prune_max_ratio,
+        allow_mass_prune=settings.allow_mass_prune,
+    )
 
 
-def run_pass(settings: Settings, source: GitSource, api: BatchApi, ledger: Ledger, *,
-             dry_run: bool = False, cache: ManifestCache | None = None) -> PassResult:
+def run_pass(
+    settings: Settings,
+    source: GitSource,
+    api: BatchApi,
+    ledger: Ledger,
+    *,
+    dry_run: bool = False,
+    cache: ManifestCache | None = None,
+) -> PassResult:
     """One pass. Never raises for a bad source, manifest or AWS error: it is in the result."""
     outcome = PassResult(pass_id=uuid.uuid4().hex[:12], dry_run=dry_run)
     started = time.perf_counter()
@@ -137,8 +152,14 @@ def run_pass(settings: Settings, source: GitSource, api: BatchApi, ledger: Ledge
     return outcome
 
 
-def _run(settings: Settings, source: GitSource, api: BatchApi, ledger: Ledger,
-         outcome: PassResult, cache: ManifestCache) -> None:
+def _run(
+    settings: Settings,
+    source: GitSource,
+    api: BatchApi,
+    ledger: Ledger,
+    outcome: PassResult,
+    cache: ManifestCache,
+) -> None:
     fetch_started = time.perf_counter()
     try:
         snapshot = source.snapshot()
@@ -168,9 +189,14 @@ def _run(settings: Settings, source: GitSource, api: BatchApi, ledger: Ledger,
     if outcome.dry_run:
         return
     provenance = Provenance(snapshot.revision, snapshot.author, snapshot.committed_at)
-    applier = Applier(api=api, ledger=ledger, provenance=provenance,
-                      controller_id=settings.controller_id, pass_id=outcome.pass_id,
-                      concurrency=settings.concurrency)
+    applier = Applier(
+        api=api,
+        ledger=ledger,
+        provenance=provenance,
+        controller_id=settings.controller_id,
+        pass_id=outcome.pass_id,
+        concurrency=settings.concurrency,
+    )
     outcome.results = applier.apply(plan, desired)
     for key in plan.retire:
         ledger.set_retired(*key, retired=True)
@@ -191,9 +217,9 @@ def _finish(settings: Settings, ledger: Ledger, outcome: PassResult) -> None:
     if outcome.desired is not None:
         metrics.MANIFESTS.labels(kind="job", valid="true").set(len(outcome.desired.jobs))
         metrics.MANIFESTS.labels(kind="job-definition", valid="true").set(
-            len(outcome.desired.definitions))
-        metrics.MANIFESTS.labels(kind="any", valid="false").set(
-            len(outcome.desired.invalid_paths))
+            len(outcome.desired.definitions)
+        )
+        metrics.MANIFESTS.labels(kind="any", valid="false").set(len(outcome.desired.invalid_paths))
     if not outcome.dry_run:
         if outcome.result == "ok":
             metrics.LAST_SUCCESS.set(now)
@@ -204,9 +230,16 @@ def _finish(settings: Settings, ledger: Ledger, outcome: PassResult) -> None:
             ledger.set_meta("last_attempted_revision", outcome.revision)
         ledger.finish_pass(outcome.pass_id, outcome.revision, outcome.result, outcome.counts())
         _update_job_gauge(ledger)
-    log.info("pass", result=outcome.result, revision=outcome.revision[:12] or None,
-             author=outcome.author or None, duration_seconds=round(outcome.duration, 3),
-             message=outcome.message or None, dry_run=outcome.dry_run, **outcome.counts())
+    log.info(
+        "pass",
+        result=outcome.result,
+        revision=outcome.revision[:12] or None,
+        author=outcome.author or None,
+        duration_seconds=round(outcome.duration, 3),
+        message=outcome.message or None,
+        dry_run=outcome.dry_run,
+        **outcome.counts(),
+    )
 
 
 def _update_job_gauge(ledger: Ledger) -> None:

@@ -53,7 +53,9 @@ class Health:
             age = time.time() - self.last_success_at if self.last_success_at else None
             ready = self.source_ok and age is not None and age <= self.ready_after
             return ready, {
-                "ready": ready, "last_result": self.last_result, "revision": self.revision,
+                "ready": ready,
+                "last_result": self.last_result,
+                "revision": self.revision,
                 "seconds_since_last_good_pass": None if age is None else round(age, 1),
                 "message": self.message,
             }
@@ -64,13 +66,14 @@ class _Server(ThreadingMixIn, WSGIServer):
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 
-def make_app(health: Health,
-             extra: dict[str, Callable[[dict[str, Any], StartResponse], Iterable[bytes]]]
-             | None = None) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+def make_app(
+    health: Health,
+    extra: dict[str, Callable[[dict[str, Any], StartResponse], Iterable[bytes]]] | None = None,
+) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     metrics_app = make_wsgi_app()
     routes = dict(extra or {})
 
@@ -92,15 +95,17 @@ def make_app(health: Health,
 
 def _json(start_response: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode()
-    start_response(status, [("Content-Type", "application/json"),
-                            ("Content-Length", str(len(data)))])
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
     return [data]
 
 
 def serve(listen: str, app: Callable[..., Iterable[bytes]]) -> WSGIServer:
     """Start serving in a daemon thread; returns the server (``server_port`` is bound)."""
     host, _, port = listen.rpartition(":")
-    server = make_server(host or "127.0.0.1", int(port), app, server_class=_Server,
-                         handler_class=_QuietHandler)
+    server = make_server(
+        host or "127.0.0.1", int(port), app, server_class=_Server, handler_class=_QuietHandler
+    )
     threading.Thread(target=server.serve_forever, name="http", daemon=True).start()
     return server

@@ -57,8 +57,14 @@ def is_url(src: str) -> bool:
 
 
 class GitSource:
-    def __init__(self, src: str, branch: str = "main", subdir: str = "",
-                 workdir: Path = Path(".batch-gitops/cache"), fetch_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        src: str,
+        branch: str = "main",
+        subdir: str = "",
+        workdir: Path = Path(".batch-gitops/cache"),
+        fetch_timeout: float = 60.0,
+    ) -> None:
         if not src:
             raise SourceError("config", "no repository given (--repo or BATCH_GITOPS_REPO)")
         self.src = src
@@ -86,11 +92,12 @@ class GitSource:
     def _remote_head(self, repo: git.Repo) -> str | None:
         """One ``ls-remote`` round trip: the branch head on the remote, None if absent."""
         try:
-            out = repo.git.ls_remote("origin", f"refs/heads/{self.branch}",
-                                     kill_after_timeout=self.fetch_timeout)
+            out = repo.git.ls_remote(
+                "origin", f"refs/heads/{self.branch}", kill_after_timeout=self.fetch_timeout
+            )
         except git.GitCommandError as exc:
             raise SourceError("unreachable", f"{self.src}: {_git_message(exc)}") from exc
-        for line in out.splitlines():
+        for line in str(out).splitlines():
             sha, _, ref = line.partition("\t")
             if ref == f"refs/heads/{self.branch}":
                 return sha
@@ -102,24 +109,30 @@ class GitSource:
         if self.remote:
             head = self._remote_head(repo)
             if head is None:
-                raise SourceError("branch-missing",
-                                  f"{self.src}: branch {self.branch!r} does not exist")
+                raise SourceError(
+                    "branch-missing", f"{self.src}: branch {self.branch!r} does not exist"
+                )
             try:
                 local = repo.rev_parse(f"refs/heads/{self.branch}").hexsha
             except (git.BadName, ValueError):
                 local = None
             if local != head:
                 try:
-                    repo.git.fetch("origin", f"+refs/heads/{self.branch}:refs/heads/{self.branch}",
-                                   "--no-tags", kill_after_timeout=self.fetch_timeout)
+                    repo.git.fetch(
+                        "origin",
+                        f"+refs/heads/{self.branch}:refs/heads/{self.branch}",
+                        "--no-tags",
+                        kill_after_timeout=self.fetch_timeout,
+                    )
                 except git.GitCommandError as exc:
                     raise SourceError("fetch-failed", f"{self.src}: {_git_message(exc)}") from exc
             return head
         try:
             return repo.commit(self.branch).hexsha
         except (git.BadName, ValueError) as exc:
-            raise SourceError("branch-missing",
-                              f"{self.src}: no branch or revision {self.branch!r}") from exc
+            raise SourceError(
+                "branch-missing", f"{self.src}: no branch or revision {self.branch!r}"
+            ) from exc
 
     def snapshot(self, revision: str | None = None) -> Snapshot:
         revision = revision or self.update()
@@ -127,7 +140,9 @@ class GitSource:
         try:
             commit = repo.commit(revision)
         except (git.BadName, ValueError) as exc:
-            raise SourceError("checkout-failed", f"revision {revision} is not in {self.src}") from exc
+            raise SourceError(
+                "checkout-failed", f"revision {revision} is not in {self.src}"
+            ) from exc
         tree = commit.tree
         if self.subdir:
             try:
@@ -139,9 +154,10 @@ class GitSource:
             if tree.type != "tree":
                 raise SourceError("path-missing", f"{self.subdir!r} is not a directory")
         files = tuple(
-            (item.path, item.hexsha)
+            (str(item.path), str(item.hexsha))
             for item in tree.traverse()
-            if item.type == "blob" and is_manifest_path(_relative(item.path, self.subdir))
+            if isinstance(item, git.Blob)
+            and is_manifest_path(_relative(str(item.path), self.subdir))
             and item.mode != 0o120000  # symlinks are never followed
         )
         return Snapshot(
@@ -155,7 +171,7 @@ class GitSource:
 
 
 def _relative(path: str, subdir: str) -> str:
-    return path[len(subdir) + 1:] if subdir and path.startswith(subdir + "/") else path
+    return path[len(subdir) + 1 :] if subdir and path.startswith(subdir + "/") else path
 
 
 def _git_message(exc: git.GitCommandError) -> str:

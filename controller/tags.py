@@ -19,8 +19,15 @@ AUTHOR_TAG = "batch-gitops/author"
 MAX_VALUE = 256
 
 
-def ownership_tags(*, controller_id: str, manifest: str, revision: str, spec_hash: str,
-                   author: str = "", submission: str | None = None) -> dict[str, str]:
+def ownership_tags(
+    *,
+    controller_id: str,
+    manifest: str,
+    revision: str,
+    spec_hash: str,
+    author: str = "",
+    submission: str | None = None,
+) -> dict[str, str]:
     tags = {
         MANAGED_BY_TAG: controller_id,
         MANIFEST_TAG: _fit(manifest),

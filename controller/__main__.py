@@ -1,0 +1,5 @@
+"""`python -m controller` is `batch-gitops`."""
+
+from controller.cli import main
+
+main()

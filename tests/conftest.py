@@ -1,0 +1,165 @@
+"""Shared fixtures: real git repositories in tmp_path, a real moto server over HTTP,
+a real SQLite ledger. Fakes live only in tests/plan (pure planner tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller import demo_backend
+from controller.batch import Boto3Batch
+from controller.ledger import Ledger
+from controller.reconcile import PassResult, make_source, run_pass
+from controller.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "manifests"
+
+
+class GitRepo:
+    """A real git repository with a tiny API for tests."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+        self.git("init", "-q", "-b", "main")
+        self.git("config", "user.name", "Ada Author")
+        self.git("config", "user.email", "ada@example.com")
+        self.git("config", "commit.gpgsign", "false")
+
+    def git(self, *args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=self.path, check=True, text=True, capture_output=True
+        ).stdout.strip()
+
+    def write(self, relpath: str, content: Any) -> None:
+        target = self.path / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not isinstance(content, str):
+            content = json.dumps(content, indent=2)
+        target.write_text(content)
+
+    def remove(self, relpath: str) -> None:
+        self.git("rm", "-q", "-r", relpath)
+
+    def copy_examples(self, source: Path = EXAMPLES) -> None:
+        for file in source.rglob("*"):
+            if file.is_file():
+                self.write(file.relative_to(source).as_posix(), file.read_text())
+
+    def commit(self, message: str = "change") -> str:
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitRepo:
+    return GitRepo(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[demo_backend.MotoBatch]:
+    server = demo_backend.start("instant")
+    yield server
+    server.stop()
+
+
+QUEUES = [
+    "ml-training-queue",
+    "cpu-job-queue",
+    "gpu-job-queue",
+    "compute-queue",
+    "finance-team-queue",
+    "analytics-queue",
+    "test-queue",
+]
+
+
+@pytest.fixture
+def moto(moto_server: demo_backend.MotoBatch) -> demo_backend.MotoBatch:
+    """A clean moto Batch with the examples' queues and instant jobs."""
+    moto_server.reset()
+    demo_backend.set_mode("instant")
+    moto_server.create_queues(QUEUES)
+    return moto_server
+
+
+@dataclass
+class Controller:
+    """One controller instance (settings + adapter + ledger) against moto."""
+
+    settings: Settings
+    api: Boto3Batch
+    ledger: Ledger
+    passes: list[PassResult] = field(default_factory=list)
+
+    def reconcile(self, **kwargs: Any) -> PassResult:
+        result = run_pass(
+            self.settings, make_source(self.settings), self.api, self.ledger, **kwargs
+        )
+        self.passes.append(result)
+        return result
+
+    def restart(self) -> Controller:
+        """A fresh controller on the same ledger file (as after a process restart)."""
+        self.ledger.close()
+        return make_controller(self.settings)
+
+
+def make_controller(settings: Settings) -> Controller:
+    api = Boto3Batch(rate_limit=1000, max_attempts=3)
+    return Controller(settings, api, Ledger(settings.state))
+
+
+@pytest.fixture
+def controller(moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path) -> Controller:
+    settings = Settings(
+        repo=str(repo.path),
+        branch="main",
+        state=tmp_path / "ledger.sqlite",
+        workdir=tmp_path / "cache",
+    )
+    return make_controller(settings)
+
+
+@pytest.fixture
+def batch(moto: demo_backend.MotoBatch) -> Any:
+    """A plain boto3 Batch client on the moto server, to look at AWS as an auditor would."""
+    return moto.client()
+
+
+class WriteCounter:
+    """Counts Batch HTTP requests by operation through botocore's event system."""
+
+    WRITES = {
+        "SubmitJob",
+        "RegisterJobDefinition",
+        "DeregisterJobDefinition",
+        "CancelJob",
+        "TerminateJob",
+        "TagResource",
+        "UntagResource",
+    }
+
+    def __init__(self, api: Boto3Batch) -> None:
+        self.calls: list[str] = []
+        for client in (api.client, api.submit_client):
+            client.meta.events.register("before-send.batch.*", self._count)
+
+    def _count(self, event_name: str = "", **_: Any) -> None:
+        self.calls.append(event_name.rsplit(".", 1)[-1])
+
+    @property
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if c in self.WRITES]
+
+    @property
+    def reads(self) -> list[str]:
+        return [c for c in self.calls if c not in self.WRITES]

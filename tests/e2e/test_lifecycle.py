@@ -1,0 +1,232 @@
+"""Changes and removals against moto with jobs held queued or running.
+
+moto's Docker-less backend finishes jobs inside SubmitJob; controller.demo_backend
+holds them SUBMITTED ("queued") or walks them to RUNNING ("hold") so CancelJob and
+TerminateJob can be observed doing (or, for CancelJob on RUNNING, not doing) work.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from controller import demo_backend
+from tests.conftest import Controller, GitRepo, WriteCounter
+
+JOB = {"jobName": "train", "jobQueue": "test-queue", "jobDefinition": "trainer"}
+DEFINITION = {
+    "jobDefinitionName": "trainer",
+    "type": "container",
+    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
+}
+
+
+def describe(batch: Any, job_id: str) -> dict:
+    return batch.describe_jobs(jobs=[job_id])["jobs"][0]
+
+
+def wait_status(job_id: str, status: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while demo_backend.job_status(job_id) != status:
+        assert time.monotonic() < deadline, f"{job_id} never reached {status}"
+        time.sleep(0.05)
+
+
+def current_id(controller: Controller, name: str = "train") -> str:
+    job_id = controller.ledger.current_jobs()[("test-queue", name)].job_id
+    assert job_id
+    return job_id
+
+
+def setup_repo(repo: GitRepo, job: dict = JOB) -> None:
+    repo.write("defs/trainer.json", DEFINITION)
+    repo.write("jobs/train.json", job)
+    repo.commit("train")
+
+
+def test_removing_a_queued_job_cancels_it(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    demo_backend.set_mode("queued")
+    setup_repo(repo)
+    controller.reconcile()
+    job_id = current_id(controller)
+    assert describe(batch, job_id)["status"] == "SUBMITTED"
+    repo.remove("jobs/train.json")
+    repo.commit("drop train")
+    counter = WriteCounter(controller.api)
+    result = controller.reconcile()
+    assert [(r.action.action, r.result) for r in result.results] == [("cancel", "ok")]
+    assert counter.writes == ["CancelJob"]
+    job = describe(batch, job_id)
+    assert job["status"] == "FAILED" and "removed" in job["statusReason"]
+
+
+def test_removing_a_running_job_terminates_it(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    demo_backend.set_mode("hold", step=0.05)
+    setup_repo(repo)
+    controller.reconcile()
+    job_id = current_id(controller)
+    wait_status(job_id, "RUNNING")
+    repo.remove("jobs/train.json")
+    repo.commit("drop train")
+    counter = WriteCounter(controller.api)
+    result = controller.reconcile()
+    assert [(r.action.action, r.result) for r in result.results] == [("terminate", "ok")]
+    assert counter.writes == ["TerminateJob"]  # CancelJob would do nothing to RUNNING
+    assert describe(batch, job_id)["status"] == "FAILED"
+    # A later pass sees the job over and only retires the key.
+    assert controller.reconcile().results == []
+
+
+def test_cancel_escalates_when_the_job_started_meanwhile(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """Planned as a cancel (ledger says RUNNABLE) but AWS says RUNNING: terminate."""
+    demo_backend.set_mode("hold", step=0.05)
+    setup_repo(repo)
+    controller.reconcile()
+    job_id = current_id(controller)
+    wait_status(job_id, "RUNNING")
+    controller.ledger.update_statuses([(job_id, "RUNNABLE", None, None)])
+    # The observe step would refresh the status; make it see the stale one by
+    # stopping before it: plan from the ledger, then apply.
+    from controller.apply import Applier
+    from controller.plan import ObservedJob, stop_action
+    from controller.records import Provenance
+
+    record = controller.ledger.current_jobs()[("test-queue", "train")]
+    action = stop_action(ObservedJob(record, "RUNNABLE"), record.manifest, "removed")
+    assert action.action == "cancel"
+    applier = Applier(controller.api, controller.ledger, Provenance("f" * 40), "batch-gitops", "p1")
+    outcome = applier._stop(action)
+    assert outcome.result == "ok" and "escalated to TerminateJob" in outcome.message
+    assert describe(batch, job_id)["status"] == "FAILED"
+
+
+def test_changed_spec_replaces_the_running_job(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    demo_backend.set_mode("hold", step=0.05)
+    setup_repo(repo)
+    controller.reconcile()
+    old = current_id(controller)
+    wait_status(old, "RUNNING")
+    repo.write("jobs/train.json", {**JOB, "parameters": {"epochs": "20"}})
+    repo.commit("more epochs")
+    result = controller.reconcile()
+    assert [(r.action.action, r.action.reason, r.result) for r in result.results] == [
+        ("terminate", "replaced", "ok"),
+        ("submit", "changed", "ok"),
+    ]
+    new = current_id(controller)
+    assert new != old and describe(batch, old)["status"] == "FAILED"
+    assert describe(batch, new)["parameters"]["epochs"] == "20"
+
+
+def test_changed_spec_with_on_change_keep_leaves_the_old_run(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    demo_backend.set_mode("queued")
+    envelope = {
+        "apiVersion": "batch-gitops/v1",
+        "kind": "Job",
+        "spec": JOB,
+        "options": {"onChange": "keep"},
+    }
+    setup_repo(repo, envelope)
+    controller.reconcile()
+    old = current_id(controller)
+    repo.write("jobs/train.json", {**envelope, "spec": {**JOB, "parameters": {"a": "b"}}})
+    repo.commit("change")
+    result = controller.reconcile()
+    assert [r.action.action for r in result.results] == ["submit"]
+    assert describe(batch, old)["status"] == "SUBMITTED"
+
+
+def test_invalid_manifest_keeps_its_job_running(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """A typo is reported and skipped; the job it describes is not pruned."""
+    demo_backend.set_mode("queued")
+    setup_repo(repo)
+    controller.reconcile()
+    job_id = current_id(controller)
+    repo.write("jobs/train.json", '{"jobName": "train", "jobQueu": "test-queue"')
+    repo.commit("broken")
+    result = controller.reconcile()
+    assert result.result == "degraded" and result.results == []
+    assert result.errors[0].path == "jobs/train.json"
+    assert describe(batch, job_id)["status"] == "SUBMITTED"
+
+
+def test_removing_a_definition_deregisters_our_revisions(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    setup_repo(repo)
+    controller.reconcile()
+    repo.write("defs/trainer.json", {**DEFINITION, "parameters": {"v": "2"}})
+    repo.commit("v2")
+    controller.reconcile()
+    # A revision registered by hand (not ours) under the same name.
+    manual = batch.register_job_definition(**{**DEFINITION, "parameters": {"v": "manual"}})
+    repo.remove("defs/trainer.json")
+    repo.remove("jobs/train.json")
+    repo.write("README.md", "an otherwise empty repository would hold every prune")
+    repo.write("jobs/other.json", {**JOB, "jobName": "other", "jobDefinition": "elsewhere"})
+    repo.commit("drop trainer")
+    result = controller.reconcile()
+    assert sorted(r.action.action for r in result.results if r.action.kind != "job") == [
+        "deregister",
+        "deregister",
+    ]
+    active = batch.describe_job_definitions(jobDefinitionName="trainer", status="ACTIVE")[
+        "jobDefinitions"
+    ]
+    assert [d["jobDefinitionArn"] for d in active] == [manual["jobDefinitionArn"]]
+
+
+def test_jobs_not_created_by_the_controller_are_never_touched(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    demo_backend.set_mode("queued")
+    setup_repo(repo)
+    controller.reconcile()
+    by_hand = batch.submit_job(jobName="train", jobQueue="test-queue", jobDefinition="trainer")[
+        "jobId"
+    ]
+    repo.remove("jobs/train.json")
+    repo.commit("drop")
+    controller.reconcile()
+    assert describe(batch, by_hand)["status"] == "SUBMITTED"
+    # Even if the ledger were pointed at it, the missing managed-by tag stops us.
+    from controller.apply import Applier
+    from controller.plan import Action
+    from controller.records import Provenance
+
+    applier = Applier(controller.api, controller.ledger, Provenance("f" * 40), "batch-gitops", "p1")
+    refused = applier._stop(
+        Action(
+            "cancel", "job", "train", "x.json", queue="test-queue", reason="removed", aws_id=by_hand
+        )
+    )
+    assert refused.result == "failed" and "managed-by" in refused.message
+    assert describe(batch, by_hand)["status"] == "SUBMITTED"
+
+
+def test_removed_then_restored_manifest_does_not_run_again(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """Deleting a finished job's file and reverting it is not a reason to re-run it."""
+    setup_repo(repo)
+    controller.reconcile()
+    job_id = current_id(controller)
+    repo.remove("jobs/train.json")
+    repo.commit("drop")
+    assert controller.reconcile().results == []
+    repo.write("jobs/train.json", JOB)
+    repo.commit("revert")
+    assert controller.reconcile().results == []
+    assert current_id(controller) == job_id
