@@ -1,7 +1,8 @@
 """The ``batch-gitops`` command (click for parsing, rich for tables).
 
 Every command builds one :class:`Settings` from flags over ``BATCH_GITOPS_*``
-environment variables over defaults, and injects it.
+environment variables over defaults, and injects it. Commands that belong to
+another module live there and are added at the bottom of this file.
 """
 
 from __future__ import annotations
@@ -16,87 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from controller import __version__
-from controller.logs import configure
-from controller.settings import Settings
-
-OUTPUT = click.option(
-    "--output",
-    "-o",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
-
-
-def _source_options(fn: Any) -> Any:
-    options = [
-        click.option(
-            "--repo",
-            "repo",
-            metavar="SRC",
-            help="Git repository: local path or URL. [env: BATCH_GITOPS_REPO]",
-        ),
-        click.option("--branch", help="Branch (or revision) to apply. [env: BATCH_GITOPS_BRANCH]"),
-        click.option(
-            "--path",
-            "path",
-            metavar="SUBDIR",
-            help="Manifest sub-directory. [env: BATCH_GITOPS_PATH]",
-        ),
-        click.option(
-            "--state",
-            type=click.Path(path_type=Path),
-            help="Ledger file. [env: BATCH_GITOPS_STATE]",
-        ),
-        click.option(
-            "--prune/--no-prune",
-            default=None,
-            help="--no-prune only reports removals. [env: BATCH_GITOPS_PRUNE]",
-        ),
-        click.option(
-            "--allow-mass-prune",
-            is_flag=True,
-            default=None,
-            help="Acknowledge prunes held by the mass-prune guard.",
-        ),
-        click.option(
-            "--controller-id", help="managed-by tag value. [env: BATCH_GITOPS_CONTROLLER_ID]"
-        ),
-        click.option(
-            "--log-format",
-            type=click.Choice(["auto", "json", "console"]),
-            help="Log rendering. [env: BATCH_GITOPS_LOG_FORMAT]",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def build_settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except Exception as exc:  # pydantic ValidationError: show it as a usage error
-        raise click.UsageError(str(exc)) from exc
-
-
-def _open(settings: Settings) -> tuple[Any, Any]:
-    from controller.batch import Boto3Batch
-    from controller.ledger import Ledger, LedgerError
-
-    configure(settings.log_format)
-    try:
-        ledger = Ledger(settings.state)
-    except LedgerError as exc:
-        raise click.ClickException(str(exc)) from exc
-    api = Boto3Batch(
-        rate_limit=settings.rate_limit,
-        max_attempts=settings.aws_max_attempts,
-        retry_mode=settings.aws_retry_mode,
-        pool_size=max(10, settings.concurrency),
-    )
-    return api, ledger
+from controller.cli_common import OUTPUT, build_settings, open_runtime, source_options
+from controller.render import jobs_table, print_pass
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -139,53 +61,8 @@ def validate(directory: Path, output: str) -> None:
     sys.exit(1 if desired.errors else 0)
 
 
-_SIGN = {"register": "+", "submit": "+", "cancel": "-", "terminate": "-", "deregister": "-"}
-
-
-def _print_pass(result: Any, output: str, console: Console) -> None:
-    if output == "json":
-        click.echo(json.dumps(result.as_dict(), indent=2))
-        return
-    data = result.as_dict()
-    if data["revision"]:
-        console.print(
-            f"revision [bold]{data['revision'][:12]}[/] by {data['author']}: {data['message']}",
-            highlight=False,
-        )
-    elif data["message"]:
-        console.print(f"[red]error:[/] {data['message']}", highlight=False)
-    for error in data["errors"]:
-        console.print(
-            f"[red]invalid[/] {error['path']}: {error['field'] or '-'}: {error['message']}",
-            highlight=False,
-        )
-    for action in data["actions"]:
-        target = f"{action.get('queue', '')}/{action['name']}".lstrip("/")
-        status = f" -> {action['result']}" if "result" in action else ""
-        extra = f" {action.get('id', '')}" if action.get("id") else ""
-        message = f" ({action['message']})" if action.get("message") else ""
-        console.print(
-            f"{_SIGN[action['action']]} {action['action']:<10} {action['kind']:<15}"
-            f"{target} [dim]{action['manifest']} [{action['reason']}][/]"
-            f"{status}{extra}{message}",
-            highlight=False,
-        )
-    for action in data["held"]:
-        console.print(
-            f"! held       {action['kind']:<15}{action.get('queue', '')}/"
-            f"{action['name']} [dim]{action['manifest']}[/]",
-            highlight=False,
-        )
-    if data["held_reason"]:
-        console.print(f"[yellow]held:[/] {data['held_reason']}", highlight=False)
-    for key, why in data["waiting"].items():
-        console.print(f"[yellow]waiting[/] {key}: {why}", highlight=False)
-    if not data["actions"] and not data["held"] and not data["errors"] and data["revision"]:
-        console.print("in sync: nothing to do")
-
-
 @main.command()
-@_source_options
+@source_options
 @OUTPUT
 def plan(output: str, **flags: Any) -> None:
     """Show what a pass would do, without doing it.
@@ -196,13 +73,13 @@ def plan(output: str, **flags: Any) -> None:
     from controller.source import SourceError
 
     settings = build_settings(**flags)
-    api, ledger = _open(settings)
+    api, ledger = open_runtime(settings)
     try:
         source = make_source(settings)
     except SourceError as exc:
         raise click.ClickException(str(exc)) from exc
     result = run_pass(settings, source, api, ledger, dry_run=True)
-    _print_pass(result, output, Console(stderr=False))
+    print_pass(result, output, Console(stderr=False))
     if result.result in ("source-error", "error") or result.errors:
         sys.exit(1)
     pending = result.plan is not None and (result.plan.actions or result.plan.held)
@@ -210,7 +87,7 @@ def plan(output: str, **flags: Any) -> None:
 
 
 @main.command()
-@_source_options
+@source_options
 @OUTPUT
 def reconcile(output: str, **flags: Any) -> None:
     """Run one pass and apply it. Exit 0 on success, 1 if anything failed."""
@@ -218,18 +95,18 @@ def reconcile(output: str, **flags: Any) -> None:
     from controller.source import SourceError
 
     settings = build_settings(**flags)
-    api, ledger = _open(settings)
+    api, ledger = open_runtime(settings)
     try:
         source = make_source(settings)
     except SourceError as exc:
         raise click.ClickException(str(exc)) from exc
     result = run_pass(settings, source, api, ledger)
-    _print_pass(result, output, Console())
+    print_pass(result, output, Console())
     sys.exit(1 if result.failed else 0)
 
 
 @main.command()
-@_source_options
+@source_options
 @click.option("--interval", help="Time between passes, e.g. 30s, 2m. [env: BATCH_GITOPS_INTERVAL]")
 @click.option(
     "--listen", help="host:port for /metrics, /healthz, /readyz. [env: BATCH_GITOPS_LISTEN]"
@@ -240,7 +117,7 @@ def run(**flags: Any) -> None:
     from controller.source import SourceError
 
     settings = build_settings(**flags)
-    api, ledger = _open(settings)
+    api, ledger = open_runtime(settings)
     try:
         Daemon(settings, api, ledger).run_forever()
     except SourceError as exc:
@@ -257,7 +134,7 @@ def status(state: Path | None, offline: bool, show_all: bool, output: str) -> No
     from controller.observe import refresh_statuses
 
     settings = build_settings(state=state)
-    api, ledger = _open(settings)
+    api, ledger = open_runtime(settings)
     if not offline:
         refresh_statuses(api, ledger)
     jobs = [r for r in ledger.current_jobs().values() if show_all or not r.retired]
@@ -307,27 +184,6 @@ def status(state: Path | None, offline: bool, show_all: bool, output: str) -> No
     console.print(table)
 
 
-def jobs_table(jobs: list[Any]) -> Table:
-    colors = {"SUCCEEDED": "green", "FAILED": "red", "RUNNING": "cyan", "STARTING": "cyan"}
-    table = Table("queue", "job", "status", "job id", "manifest", "commit", title="Jobs")
-    for r in jobs:
-        status_text = r.status or r.state
-        if r.array_summary:
-            done = r.array_summary.get("SUCCEEDED", 0)
-            total = sum(r.array_summary.values())
-            status_text += f" ({done}/{total})"
-        color = colors.get(r.status or "", "yellow")
-        table.add_row(
-            r.queue,
-            r.name,
-            f"[{color}]{status_text}[/]",
-            r.job_id or "-",
-            r.manifest,
-            r.revision[:12],
-        )
-    return table
-
-
 @main.command()
 @click.option("--once", is_flag=True, help="Converge once and exit 0 (for scripts and CI).")
 @click.option(
@@ -345,3 +201,6 @@ def demo(once: bool, manifests: Path | None, workdir: Path | None) -> None:
     from controller.demo import run_demo
 
     sys.exit(run_demo(once=once, manifests=manifests, workdir=workdir))
+
+
+# --- commands owned by other modules (one line each) ---

@@ -19,13 +19,13 @@ from rich.live import Live
 from rich.text import Text
 
 from controller.batch import Boto3Batch
-from controller.cli import jobs_table
 from controller.desired import build_desired
 from controller.ledger import Ledger
 from controller.logs import configure
 from controller.manifests import load_files, read_directory
 from controller.observe import refresh_statuses
 from controller.reconcile import ManifestCache, PassResult, make_source, run_pass
+from controller.render import jobs_table
 from controller.server import Health, make_app, serve
 from controller.settings import Settings
 
