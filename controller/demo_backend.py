@@ -67,8 +67,28 @@ def _install_shims() -> None:
             child._mark_stopped(success=False)
         self._mark_stopped(success=False)
 
+    managed_status: Any = Job.status  # the ManagedState property Job inherits
+
+    def status(self: Any) -> str | None:
+        # moto stores dependsOn but never waits on it; in walk/hold mode a
+        # dependent job stays PENDING until its upstream jobs succeed (and fails
+        # if one fails), as on AWS, so the demo's pipeline moves in order.
+        waiting = self.depends_on and not self.job_stopped and self._status == "PENDING"
+        if _settings["mode"] in ("walk", "hold") and waiting:
+            upstream = [self.all_jobs.get(dep["jobId"]) for dep in self.depends_on]
+            states = [job.status if job is not None else None for job in upstream]
+            if "FAILED" in states:
+                self.job_stopped_reason = "Dependent Job failed"
+                self._mark_stopped(success=False)
+            elif any(state != "SUCCEEDED" for state in states):
+                self._time_progressed = datetime.now()
+                return "PENDING"
+        result: str | None = managed_status.fget(self)
+        return result
+
     BatchSimpleBackend._mark_job_as_finished = mark
     Job.terminate = terminate
+    setattr(Job, "status", property(status, managed_status.fset))  # noqa: B010
     _installed = True
 
 
