@@ -172,11 +172,31 @@ class Boto3Batch:
         self.submit_client = session.client("batch", config=once)
         for client in (self.client, self.submit_client):
             client.meta.events.register("before-send.batch.*", self._before_send)
+            client.meta.events.register("response-received.batch.*", self._after_response)
 
     def _before_send(self, event_name: str = "", **_: Any) -> None:
         # Every HTTP attempt, retries included, waits for a token and is counted.
         self.limiter.acquire()
         metrics.AWS_REQUESTS.labels(operation=event_name.rsplit(".", 1)[-1]).inc()
+
+    def _after_response(
+        self,
+        event_name: str = "",
+        parsed_response: dict[str, Any] | None = None,
+        exception: Exception | None = None,
+        **_: Any,
+    ) -> None:
+        # Every HTTP attempt's error, including those botocore retried away: sustained
+        # throttling shows here long before a call finally fails.
+        code = ""
+        if exception is not None:
+            code = type(exception).__name__
+        elif parsed_response is not None and "Error" in parsed_response:
+            code = str(parsed_response["Error"].get("Code") or "Unknown")
+        if code:
+            metrics.AWS_REQUEST_ERRORS.labels(
+                operation=event_name.rsplit(".", 1)[-1], code=code
+            ).inc()
 
     def _call(
         self, operation: str, fn: Callable[..., Any], *args: Any, write: bool = False, **kwargs: Any

@@ -8,6 +8,9 @@ is one series per value kind.
 
 from __future__ import annotations
 
+import math
+import time
+
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 PREFIX = "batch_gitops"
@@ -49,6 +52,19 @@ REVISION_COMMIT_TIME = Gauge(
     f"{PREFIX}_applied_revision_commit_timestamp_seconds",
     "Commit time of the applied revision (age = time() - this).",
 )
+REVISION_AGE = Gauge(
+    f"{PREFIX}_applied_revision_age_seconds",
+    "Seconds since the applied revision was committed (NaN before the first applied pass).",
+)
+
+
+def _revision_age() -> float:
+    # Computed at scrape time, so the age grows between passes as it really does.
+    committed = REVISION_COMMIT_TIME._value.get()
+    return max(0.0, time.time() - committed) if committed else math.nan
+
+
+REVISION_AGE.set_function(_revision_age)
 MANIFESTS = Gauge(
     f"{PREFIX}_manifests",
     "Manifests in the applied revision by kind and validity.",
@@ -84,6 +100,12 @@ AWS_REQUESTS = Counter(
     "HTTP requests sent to AWS Batch (retries included).",
     ["operation"],
 )
+AWS_REQUEST_ERRORS = Counter(
+    f"{PREFIX}_aws_request_errors_total",
+    "HTTP requests to AWS Batch answered with an error (retries included), by operation and "
+    "AWS error code (or the connection error's class name).",
+    ["operation", "code"],
+)
 AWS_ERRORS = Counter(
     f"{PREFIX}_aws_errors_total",
     "Failed AWS Batch calls after retries, by operation and code.",
@@ -98,3 +120,41 @@ AWS_CALL_SECONDS = Histogram(
     ["operation"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+# --- known label values, exported as 0 from the start ---
+# A counter that appears only when it first moves makes rate() blind to its first
+# increment and leaves dashboards empty; pre-create the bounded label sets we know.
+PASS_RESULTS = ("ok", "degraded", "source-error", "error")
+FETCH_ERROR_REASONS = (
+    "config",
+    "not-a-repository",
+    "unreachable",
+    "branch-missing",
+    "fetch-failed",
+    "checkout-failed",
+    "path-missing",
+)
+AWS_OPERATIONS = (
+    "RegisterJobDefinition",
+    "DeregisterJobDefinition",
+    "DescribeJobDefinitions",
+    "SubmitJob",
+    "CancelJob",
+    "TerminateJob",
+    "DescribeJobs",
+    "ListJobs",
+)
+
+
+def _initialize_known_labels() -> None:
+    for result in PASS_RESULTS:
+        PASSES.labels(result=result)
+    for reason in FETCH_ERROR_REASONS:
+        FETCH_ERRORS.labels(reason=reason)
+    for operation in AWS_OPERATIONS:
+        AWS_REQUESTS.labels(operation=operation)
+        AWS_THROTTLES.labels(operation=operation)
+
+
+_initialize_known_labels()
