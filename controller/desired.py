@@ -70,6 +70,9 @@ class DesiredState:
     errors: list[ManifestError] = field(default_factory=list)
     # Manifest paths that exist but are invalid: never treated as removed.
     invalid_paths: set[str] = field(default_factory=set)
+    # Scheduled templates (options.schedule), never submitted themselves: filled by
+    # controller.schedule.expand_schedules, which puts one job per tick in ``jobs``.
+    schedules: dict[JobKey, DesiredJob] = field(default_factory=dict)
 
     def submit_order(self) -> list[JobKey]:
         """Jobs with every upstream before its dependents (Kahn, stable by key)."""

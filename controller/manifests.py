@@ -31,6 +31,8 @@ import yaml
 from botocore.model import Shape, StructureShape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from controller.schedule import ScheduleOptions
+
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
 API_VERSION = "batch-gitops/v1"
 TAG_PREFIX = "batch-gitops/"
@@ -74,6 +76,9 @@ class JobOptions(BaseModel):
     prune: bool = Field(True, description="false: removing the manifest never stops the job.")
     rerun: int = Field(
         0, ge=0, description="Bump to run an unchanged job again; part of the spec hash."
+    )
+    schedule: ScheduleOptions | None = Field(
+        None, description="Cron schedule: one run per tick instead of one run (controller.schedule)."
     )
 
 

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -24,6 +25,7 @@ from controller.manifests import LoadResult, Manifest, ManifestError, load_manif
 from controller.observe import SettleResult, observe, settle_intents
 from controller.plan import Plan, PlanOptions, plan_actions
 from controller.records import Provenance
+from controller.schedule import expand_schedules
 from controller.settings import Settings
 from controller.source import GitSource, Snapshot, SourceError
 
@@ -132,6 +134,7 @@ def run_pass(
     *,
     dry_run: bool = False,
     cache: ManifestCache | None = None,
+    now: datetime | None = None,
 ) -> PassResult:
     """One pass. Never raises for a bad source, manifest or AWS error: it is in the result."""
     outcome = PassResult(pass_id=uuid.uuid4().hex[:12], dry_run=dry_run)
@@ -140,7 +143,7 @@ def run_pass(
     if not dry_run:
         ledger.start_pass(outcome.pass_id)
     try:
-        _run(settings, source, api, ledger, outcome, cache or ManifestCache())
+        _run(settings, source, api, ledger, outcome, cache or ManifestCache(), now)
     except Exception as exc:  # a bug must not kill the daemon; it must be loud
         outcome.result = "error"
         outcome.message = f"{type(exc).__name__}: {exc}"
@@ -159,6 +162,7 @@ def _run(
     ledger: Ledger,
     outcome: PassResult,
     cache: ManifestCache,
+    now: datetime | None = None,
 ) -> None:
     fetch_started = time.perf_counter()
     try:
@@ -178,6 +182,14 @@ def _run(
     metrics.ATTEMPTED_REVISION.info({"revision": snapshot.revision})
 
     desired = build_desired(cache.load(snapshot))
+    # Cron templates -> one desired job per due tick (ledger-recorded; the planner stays pure).
+    desired = expand_schedules(
+        desired,
+        ledger,
+        now=now or datetime.now(UTC),
+        grace=timedelta(seconds=settings.schedule_grace),
+        record=not outcome.dry_run,
+    )
     outcome.desired = desired
     if not outcome.dry_run:
         outcome.settled = settle_intents(api, ledger)

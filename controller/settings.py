@@ -86,7 +86,17 @@ class Settings(BaseSettings):
         "auto", description="Log rendering: JSON when not on a TTY unless forced."
     )
 
-    @field_validator("interval", "fetch_timeout", "ready_after", mode="before")
+    # --- schedules and retention (controller.schedule, controller.retention) ---
+    schedule_grace: float = Field(
+        300.0,
+        description="A cron tick first seen later than this is 'missed' (catchUp decides).",
+    )
+    ledger_retention_days: float = Field(
+        0.0,
+        description="Daemon prunes finished ledger records older than this many days (0: never).",
+    )
+
+    @field_validator("interval", "fetch_timeout", "ready_after", "schedule_grace", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float:
         return parse_duration(value)

@@ -1,0 +1,420 @@
+"""Recurring jobs: ``options.schedule`` of a Job envelope, its ticks, and their bookkeeping.
+
+A scheduled manifest is a *template*: it is never submitted itself. Each cron
+tick becomes its own desired job, keyed ``(jobQueue, "<jobName>-<YYYYMMDDTHHMMZ>")``
+(the tick in UTC), so the pure planner handles ticks like any other job and a
+second pass or a restarted controller finds the tick's run in the ledger
+instead of submitting it again.
+
+Three layers, so the planner stays pure:
+
+* :class:`ScheduleOptions` and :func:`decide_tick` are pure: given the newest
+  tick already handled and ``now``, which tick (if any) is due. Cron
+  expressions are parsed by APScheduler's ``CronTrigger.from_crontab``.
+* :func:`expand_schedules` (called by ``reconcile`` once per pass) reads and
+  writes the two ledger tables this module owns (``schedules``,
+  ``schedule_ticks``) and turns templates into per-tick desired jobs.
+* :func:`sync_cron_triggers` (called by the daemon after each pass) keeps one
+  APScheduler cron job per schedule that starts a pass at the tick, so a tick
+  does not wait for the next interval pass.
+
+Missed ticks: a tick seen more than ``schedule_grace`` seconds late (the
+controller was down) is submitted once when ``catchUp`` is true — only the
+newest missed tick, never a backlog — and skipped (recorded as ``skipped``)
+when it is false.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:  # runtime imports would be circular: manifests imports this module
+    from controller.desired import DesiredJob, DesiredState, JobKey
+    from controller.ledger import Ledger
+
+TICK_FORMAT = "%Y%m%dT%H%MZ"
+# "-" + TICK_FORMAT rendered: what a tick adds to the template's jobName.
+TICK_SUFFIX_LENGTH = 15
+MAX_JOB_NAME = 128
+MAX_TEMPLATE_NAME = MAX_JOB_NAME - TICK_SUFFIX_LENGTH
+# Cron resolution is one minute; one second past a tick is strictly after it.
+_AFTER = timedelta(seconds=1)
+# A backwards search never needs more steps than this (crontab ticks are >= 1 min apart).
+_MAX_STEPS = 100_000
+TRIGGER_PREFIX = "schedule:"
+
+TickOutcome = Literal["run", "skipped"]
+
+
+class ScheduleOptions(BaseModel):
+    """``options.schedule`` of a Job envelope."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    cron: str = Field(
+        description="Five-field crontab expression (minute hour day month weekday), "
+        "e.g. '0 2 * * *'."
+    )
+    timezone: str = Field("UTC", description="IANA time zone the cron expression is read in.")
+    catch_up: bool = Field(
+        True,
+        alias="catchUp",
+        description="true: a tick missed while the controller was down runs once when it is "
+        "back (only the newest one); false: it is skipped.",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin' or 'UTC'"
+            ) from None
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(
+                f"{value!r} is not a crontab expression ({exc}); "
+                "use five fields, e.g. '0 2 * * *' for 02:00 daily"
+            ) from None
+        return value
+
+    def trigger(self) -> CronTrigger:
+        return CronTrigger.from_crontab(self.cron, timezone=self.timezone)
+
+
+def tick_name(name: str, tick: datetime) -> str:
+    """The deterministic jobName of one tick's run: ``nightly-20261125T0100Z``."""
+    return f"{name}-{tick.astimezone(UTC).strftime(TICK_FORMAT)}"
+
+
+@dataclass(frozen=True)
+class TickDecision:
+    """What one pass does for one schedule."""
+
+    # Newest tick in (after, now]: handled by this pass (run or skipped); None: nothing due.
+    tick: datetime | None = None
+    outcome: TickOutcome | None = None
+    # True when older ticks in (after, tick) were passed over (never run, by design).
+    passed_over: bool = False
+    late: bool = False
+
+
+def _next_fire(trigger: CronTrigger, at_or_after: datetime) -> datetime | None:
+    fire: datetime | None = trigger.get_next_fire_time(None, at_or_after)
+    return fire
+
+
+def newest_tick(
+    trigger: CronTrigger, after: datetime, now: datetime
+) -> tuple[datetime | None, bool]:
+    """The newest fire time in ``(after, now]`` and whether older ones precede it there.
+
+    CronTrigger only looks forward, so search a window before ``now`` that
+    doubles until it holds a tick: cost grows with log(outage), not with the
+    number of ticks missed (a per-minute cron down for a month stays cheap).
+    """
+    start = after + _AFTER
+    first = _next_fire(trigger, start)
+    if first is None or first > now:
+        return None, False
+    window = timedelta(minutes=1)
+    found = first
+    while True:
+        begin = max(start, now - window)
+        candidate = _next_fire(trigger, begin)
+        if candidate is not None and candidate <= now:
+            found = candidate
+            break
+        if begin == start:  # unreachable (first <= now), but never loop forever
+            break
+        window *= 2
+    for _ in range(_MAX_STEPS):
+        following = _next_fire(trigger, found + _AFTER)
+        if following is None or following > now:
+            break
+        found = following
+    return found, found > first
+
+
+def decide_tick(
+    schedule: ScheduleOptions, after: datetime, now: datetime, grace: timedelta
+) -> TickDecision:
+    """Pure: which tick this pass handles, given the newest tick already handled (``after``)."""
+    tick, passed_over = newest_tick(schedule.trigger(), after, now)
+    if tick is None:
+        return TickDecision()
+    late = now - tick > grace
+    outcome: TickOutcome = "skipped" if late and not schedule.catch_up else "run"
+    return TickDecision(tick=tick, outcome=outcome, passed_over=passed_over, late=late)
+
+
+# --- ledger bookkeeping ---------------------------------------------------------------------
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS schedules (
+    queue TEXT NOT NULL,
+    name TEXT NOT NULL,
+    manifest TEXT NOT NULL,
+    cron TEXT NOT NULL,
+    timezone TEXT NOT NULL,
+    since REAL NOT NULL,            -- first seen (as now written): no earlier tick ever runs
+    last_tick REAL,                 -- newest tick handled (run or skipped)
+    active INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (queue, name)
+);
+CREATE TABLE IF NOT EXISTS schedule_ticks (
+    queue TEXT NOT NULL,
+    name TEXT NOT NULL,             -- the template's jobName
+    tick REAL NOT NULL,             -- UTC epoch seconds
+    job_name TEXT NOT NULL,
+    outcome TEXT NOT NULL,          -- run | skipped
+    decided_at REAL NOT NULL,
+    PRIMARY KEY (queue, name, tick)
+);
+CREATE INDEX IF NOT EXISTS schedule_ticks_job ON schedule_ticks (queue, job_name);
+"""
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    queue: str
+    name: str
+    manifest: str
+    cron: str
+    timezone: str
+    since: float
+    last_tick: float | None
+    active: bool
+
+
+@dataclass(frozen=True)
+class TickRow:
+    queue: str
+    name: str
+    tick: float
+    job_name: str
+    outcome: str
+    decided_at: float
+
+
+def ensure_tables(ledger: Ledger) -> None:
+    with ledger.lock:
+        ledger.db.executescript(SCHEMA)
+
+
+def schedule_rows(ledger: Ledger) -> dict[tuple[str, str], ScheduleRow]:
+    ensure_tables(ledger)
+    with ledger.lock:
+        rows = ledger.db.execute("SELECT * FROM schedules").fetchall()
+    return {
+        (r["queue"], r["name"]): ScheduleRow(**{**dict(r), "active": bool(r["active"])})
+        for r in rows
+    }
+
+
+def tick_rows(ledger: Ledger, queue: str | None = None, name: str | None = None) -> list[TickRow]:
+    ensure_tables(ledger)
+    query = "SELECT * FROM schedule_ticks"
+    params: tuple[str, ...] = ()
+    if queue is not None and name is not None:
+        query, params = query + " WHERE queue=? AND name=?", (queue, name)
+    with ledger.lock:
+        rows = ledger.db.execute(query + " ORDER BY tick", params).fetchall()
+    return [TickRow(**dict(r)) for r in rows]
+
+
+def _record(
+    db: sqlite3.Connection,
+    key: JobKey,
+    template: DesiredJob,
+    schedule: ScheduleOptions,
+    since: float,
+    decision: TickDecision,
+    decided_at: float,
+) -> None:
+    queue, name = key
+    last_tick = decision.tick.timestamp() if decision.tick is not None else None
+    db.execute(
+        "INSERT INTO schedules(queue, name, manifest, cron, timezone, since, last_tick, active) "
+        "VALUES(?,?,?,?,?,?,?,1) ON CONFLICT(queue, name) DO UPDATE SET "
+        "manifest=excluded.manifest, cron=excluded.cron, timezone=excluded.timezone, "
+        "since=excluded.since, last_tick=COALESCE(excluded.last_tick, schedules.last_tick), "
+        "active=1",
+        (queue, name, template.manifest, schedule.cron, schedule.timezone, since, last_tick),
+    )
+    if decision.tick is not None and decision.outcome is not None:
+        db.execute(
+            "INSERT OR IGNORE INTO schedule_ticks(queue, name, tick, job_name, outcome, "
+            "decided_at) VALUES(?,?,?,?,?,?)",
+            (
+                queue,
+                name,
+                decision.tick.timestamp(),
+                tick_name(name, decision.tick),
+                decision.outcome,
+                decided_at,
+            ),
+        )
+
+
+def expand_schedules(
+    desired: DesiredState,
+    ledger: Ledger,
+    *,
+    now: datetime,
+    grace: timedelta,
+    record: bool = True,
+) -> DesiredState:
+    """Replace scheduled templates by one desired job per tick that was decided to run.
+
+    Writes the tick decisions to the ledger first (``record``; a dry run only
+    computes), so the decision survives a crash before SubmitJob: the tick
+    stays desired and is submitted by the next pass, never decided twice.
+    Every earlier run tick of a schedule still in git stays desired with the
+    spec hash it was submitted with, so an edit to the template applies from
+    the next tick on and never re-runs or stops past ticks. Removing the
+    schedule or the manifest makes its ticks undesired: finished runs are left
+    alone, active ones are stopped like any removed job (unless ``prune: false``).
+    """
+    from controller.manifests import ManifestError
+
+    templates = {key: job for key, job in desired.jobs.items() if job.options.schedule}
+    rows = schedule_rows(ledger)
+    if not templates and not any(row.active for row in rows.values()):
+        return desired
+    jobs = {key: job for key, job in desired.jobs.items() if key not in templates}
+    errors = list(desired.errors)
+    invalid = set(desired.invalid_paths)
+    schedules: dict[JobKey, DesiredJob] = {}
+
+    def reject(job: DesiredJob, field_path: str, message: str) -> None:
+        errors.append(ManifestError(job.manifest, field_path, message))
+        invalid.add(job.manifest)
+
+    # A job cannot wait for "the" run of a schedule: there is one per tick.
+    blocked = set(templates)
+    changed = True
+    while changed:
+        changed = False
+        for key, job in list(jobs.items()):
+            hit = next((up for up in job.upstream if up in blocked), None)
+            if hit is not None:
+                why = (
+                    f"{hit[1]!r} is a scheduled job (one run per tick); depend on a "
+                    "job without options.schedule"
+                    if hit in templates
+                    else f"upstream job {hit[1]!r} is not valid"
+                )
+                reject(job, "dependsOn", why)
+                blocked.add(key)
+                del jobs[key]
+                changed = True
+
+    current = ledger.current_jobs()
+    decided_at = now.timestamp()
+    for key, template in sorted(templates.items()):
+        schedule = template.options.schedule
+        assert schedule is not None
+        if len(template.name) > MAX_TEMPLATE_NAME:
+            reject(
+                template,
+                "spec.jobName",
+                f"a scheduled job's name may have at most {MAX_TEMPLATE_NAME} characters: each "
+                f"run is named <jobName>-YYYYMMDDTHHMMZ and AWS allows {MAX_JOB_NAME}",
+            )
+            continue
+        schedules[key] = template
+        row = rows.get(key)
+        fresh = (
+            row is None
+            or not row.active
+            or (row.cron, row.timezone) != (schedule.cron, schedule.timezone)
+        )
+        # A new, re-added or re-timed schedule starts now: its past ticks never run.
+        since = now.timestamp() if fresh or row is None else row.since
+        after_ts = since if fresh or row is None or row.last_tick is None else row.last_tick
+        decision = decide_tick(schedule, datetime.fromtimestamp(after_ts, UTC), now, grace)
+        if record:
+            with ledger.transaction() as db:
+                _record(db, key, template, schedule, since, decision, decided_at)
+        ticks = [t.tick for t in tick_rows(ledger, *key) if t.outcome == "run"]
+        if not record and decision.tick is not None and decision.outcome == "run":
+            ticks.append(decision.tick.timestamp())  # a dry run shows the tick it would run
+        for tick in sorted(set(ticks)):
+            name = tick_name(key[1], datetime.fromtimestamp(tick, UTC))
+            tick_key = (key[0], name)
+            recorded = current.get(tick_key)
+            jobs[tick_key] = dataclasses.replace(
+                template,
+                key=tick_key,
+                request={**template.request, "jobName": name},
+                spec_hash=recorded.spec_hash if recorded is not None else template.spec_hash,
+            )
+
+    gone = [
+        key
+        for key, row in rows.items()
+        if row.active and key not in templates and row.manifest not in invalid
+    ]
+    if record and gone:
+        with ledger.transaction() as db:
+            db.executemany(
+                "UPDATE schedules SET active=0 WHERE queue=? AND name=?", [key for key in gone]
+            )
+    errors.sort(key=lambda e: (e.path, e.field))
+    return dataclasses.replace(
+        desired, jobs=jobs, errors=errors, invalid_paths=invalid, schedules=schedules
+    )
+
+
+# --- daemon: a cron trigger per schedule ---------------------------------------------------
+
+
+def sync_cron_triggers(
+    scheduler: Any, schedules: dict[JobKey, DesiredJob], start_pass: Callable[[], None]
+) -> None:
+    """One APScheduler cron job per schedule in git; each starts a pass at its tick.
+
+    The pass decides what is due (ledger + clock), so a trigger that fires
+    twice, or not at all, never changes which runs are submitted: it only makes
+    them prompt. Jobs of removed schedules are removed.
+    """
+    wanted: dict[str, ScheduleOptions] = {}
+    for (queue, name), template in schedules.items():
+        if template.options.schedule is not None:
+            wanted[f"{TRIGGER_PREFIX}{queue}/{name}"] = template.options.schedule
+    for job in scheduler.get_jobs():
+        if job.id.startswith(TRIGGER_PREFIX) and job.id not in wanted:
+            scheduler.remove_job(job.id)
+    for job_id, schedule in wanted.items():
+        existing = scheduler.get_job(job_id)
+        trigger = schedule.trigger()
+        same = existing is not None and (str(existing.trigger), str(existing.trigger.timezone))
+        if same == (str(trigger), str(trigger.timezone)):
+            continue  # unchanged: keep its next fire time
+        scheduler.add_job(
+            start_pass,
+            trigger,
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )

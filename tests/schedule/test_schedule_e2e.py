@@ -1,0 +1,176 @@
+"""Schedules end to end: real git repository, real SQLite ledger, boto3 over HTTP to moto.
+
+Time is driven through ``run_pass(now=...)`` with a per-minute cron, so several
+ticks, restarts between them and a controller that was down for ticks take
+milliseconds instead of minutes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from controller.schedule import tick_rows
+from tests.conftest import Controller, GitRepo, WriteCounter, make_controller
+
+DEFINITION = {
+    "jobDefinitionName": "reporter",
+    "type": "container",
+    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
+}
+T0 = datetime(2026, 11, 25, 2, 0, 30, tzinfo=UTC)
+
+
+def scheduled(catch_up: bool = True, cron: str = "* * * * *") -> dict[str, Any]:
+    return {
+        "apiVersion": "batch-gitops/v1",
+        "kind": "Job",
+        "spec": {"jobName": "report", "jobQueue": "test-queue", "jobDefinition": "reporter"},
+        "options": {"schedule": {"cron": cron, "timezone": "UTC", "catchUp": catch_up}},
+    }
+
+
+def at(minutes: int, seconds: int) -> datetime:
+    return T0.replace(second=0) + timedelta(minutes=minutes, seconds=seconds)
+
+
+def aws_job_names(batch: Any) -> Counter[str]:
+    """Every job AWS holds in the queue, by name (moto lists all statuses)."""
+    summaries = batch.list_jobs(jobQueue="test-queue")["jobSummaryList"]
+    return Counter(s["jobName"] for s in summaries)
+
+
+def short(controller: Controller, grace: float = 30.0) -> Controller:
+    """The same controller with a 30 s grace, so 'late' is easy to reach."""
+    controller.ledger.close()
+    return make_controller(controller.settings.model_copy(update={"schedule_grace": grace}))
+
+
+def setup(repo: GitRepo, catch_up: bool) -> None:
+    repo.write("defs/reporter.json", DEFINITION)
+    repo.write("jobs/report.yaml", scheduled(catch_up))
+    repo.commit("nightly report")
+
+
+def test_ticks_across_restarts_with_catch_up_run_once_each_and_the_newest_missed_one(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """Every tick the controller is up for runs exactly once, whatever the passes and
+    restarts; after an outage over three ticks only the newest one runs (catch-up)."""
+    setup(repo, catch_up=True)
+    ctl = short(controller)
+    first = ctl.reconcile(now=T0)
+    assert not first.failed, first.as_dict()
+    assert not [r for r in first.results if r.action.action == "submit"]  # the template itself
+    assert aws_job_names(batch) == Counter()
+
+    ctl.reconcile(now=at(1, 5))  # tick 02:01, on time
+    counter = WriteCounter(ctl.api)
+    ctl.reconcile(now=at(1, 20))  # second pass in the same minute
+    assert counter.writes == []
+    ctl = ctl.restart()
+    ctl.reconcile(now=at(2, 10))  # tick 02:02 after a restart
+    ctl = ctl.restart()
+    # Down for 02:03, 02:04 and 02:05; back 50 s after 02:05 (grace 30 s): catch up once.
+    result = ctl.reconcile(now=at(5, 50))
+    assert [(r.action.name, r.result) for r in result.results if r.action.action == "submit"] == [
+        ("report-20261125T0205Z", "ok")
+    ]
+    ctl = ctl.restart()
+    counter = WriteCounter(ctl.api)
+    ctl.reconcile(now=at(5, 55))
+    assert counter.writes == []
+
+    assert aws_job_names(batch) == Counter(
+        {"report-20261125T0201Z": 1, "report-20261125T0202Z": 1, "report-20261125T0205Z": 1}
+    )
+    ticks = [(t.job_name, t.outcome) for t in tick_rows(ctl.ledger)]
+    assert ticks == [
+        ("report-20261125T0201Z", "run"),
+        ("report-20261125T0202Z", "run"),
+        ("report-20261125T0205Z", "run"),
+    ]
+    record = ctl.ledger.current_jobs()[("test-queue", "report-20261125T0205Z")]
+    assert record.manifest == "jobs/report.yaml" and record.job_id
+
+
+def test_missed_tick_is_skipped_without_catch_up(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """catchUp: false: a tick seen after the grace is recorded as skipped and never run;
+    the next on-time tick runs."""
+    setup(repo, catch_up=False)
+    ctl = short(controller)
+    ctl.reconcile(now=T0)
+    ctl.reconcile(now=at(1, 5))
+    ctl = ctl.restart()
+    skipped = ctl.reconcile(now=at(3, 45))  # 02:02 and 02:03 missed, 02:03 45 s late
+    assert [r for r in skipped.results if r.action.action == "submit"] == []
+    ctl = ctl.restart()
+    ctl.reconcile(now=at(4, 2))
+    assert aws_job_names(batch) == Counter(
+        {"report-20261125T0201Z": 1, "report-20261125T0204Z": 1}
+    )
+    assert [(t.job_name, t.outcome) for t in tick_rows(ctl.ledger)] == [
+        ("report-20261125T0201Z", "run"),
+        ("report-20261125T0203Z", "skipped"),
+        ("report-20261125T0204Z", "run"),
+    ]
+
+
+def test_removing_the_schedule_stops_future_runs_and_leaves_finished_ones(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """After the manifest is removed no tick is submitted any more, and the finished
+    runs are neither cancelled nor terminated (no write at all)."""
+    setup(repo, catch_up=True)
+    controller.reconcile(now=T0)
+    controller.reconcile(now=at(1, 5))
+    repo.remove("jobs/report.yaml")
+    repo.commit("no more reports")
+    counter = WriteCounter(controller.api)
+    controller.reconcile(now=at(2, 5))
+    controller.reconcile(now=at(3, 5))
+    assert counter.writes == []
+    assert aws_job_names(batch) == Counter({"report-20261125T0201Z": 1})
+    record = controller.ledger.current_jobs()[("test-queue", "report-20261125T0201Z")]
+    assert record.status == "SUCCEEDED" and record.retired
+
+
+def test_editing_the_template_applies_from_the_next_tick(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """A changed spec never re-runs or stops a past tick; the next tick runs the new spec."""
+    setup(repo, catch_up=True)
+    controller.reconcile(now=T0)
+    controller.reconcile(now=at(1, 5))
+    changed = scheduled()
+    changed["spec"]["parameters"] = {"day": "yesterday"}
+    repo.write("jobs/report.yaml", changed)
+    repo.commit("report yesterday")
+    counter = WriteCounter(controller.api)
+    controller.reconcile(now=at(1, 40))
+    assert counter.writes == []
+    controller.reconcile(now=at(2, 5))
+    assert counter.writes == ["SubmitJob"]
+    new = controller.ledger.current_jobs()[("test-queue", "report-20261125T0202Z")]
+    job = batch.describe_jobs(jobs=[new.job_id])["jobs"][0]
+    assert job["parameters"] == {"day": "yesterday"}
+
+
+def test_dry_run_shows_the_due_tick_without_recording_it(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """plan (dry run) lists the tick it would submit; it records nothing, so the real
+    pass afterwards still submits it."""
+    setup(repo, catch_up=True)
+    controller.reconcile(now=T0)
+    planned = controller.reconcile(now=at(1, 5), dry_run=True)
+    assert planned.plan is not None
+    assert [a.name for a in planned.plan.actions if a.action == "submit"] == [
+        "report-20261125T0201Z"
+    ]
+    assert tick_rows(controller.ledger) == []
+    controller.reconcile(now=at(1, 6))
+    assert aws_job_names(batch) == Counter({"report-20261125T0201Z": 1})
