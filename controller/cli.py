@@ -32,12 +32,22 @@ def main() -> None:
     "directory", type=click.Path(exists=True, file_okay=False, path_type=Path), default="."
 )
 @OUTPUT
-def validate(directory: Path, output: str) -> None:
+@click.option(
+    "--policy-from",
+    metavar="REF",
+    default="",
+    help="Check against the team policy at this trusted git ref (CI on a pull request), "
+    "not the one in DIRECTORY.",
+)
+def validate(directory: Path, output: str, policy_from: str) -> None:
     """Check manifests in DIRECTORY offline. Exit 0 valid, 1 invalid."""
     from controller.desired import build_desired
     from controller.manifests import load_files, read_directory
+    from controller.policy import POLICY_FILE
+    from controller.policy_source import gate_directory
 
-    desired = build_desired(load_files(read_directory(directory)))
+    loaded = load_files(read_directory(directory))
+    desired = build_desired(gate_directory(loaded, directory, POLICY_FILE, policy_from))
     if output == "json":
         click.echo(
             json.dumps(
@@ -63,8 +73,27 @@ def validate(directory: Path, output: str) -> None:
 
 @main.command()
 @source_options
-@OUTPUT
-def plan(output: str, **flags: Any) -> None:
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Output format; markdown is a pull-request comment.",
+)
+@click.option(
+    "--link-base",
+    default="",
+    metavar="URL",
+    help="Markdown: prefix turning manifest paths into links, e.g. "
+    "https://github.com/org/repo/blob/<sha>/",
+)
+@click.option(
+    "--policy-from",
+    metavar="REF",
+    help="Enforce the team policy of this trusted ref. [env: BATCH_GITOPS_POLICY_FROM]",
+)
+def plan(output: str, link_base: str, **flags: Any) -> None:
     """Show what a pass would do, without doing it.
 
     Exit 0 in sync, 2 changes pending, 1 error (like terraform plan -detailed-exitcode).
@@ -79,7 +108,12 @@ def plan(output: str, **flags: Any) -> None:
     except SourceError as exc:
         raise click.ClickException(str(exc)) from exc
     result = run_pass(settings, source, api, ledger, dry_run=True)
-    print_pass(result, output, Console(stderr=False))
+    if output == "markdown":
+        from controller.markdown import render_plan
+
+        click.echo(render_plan(result.as_dict(), link_base), nl=False)
+    else:
+        print_pass(result, output, Console(stderr=False))
     if result.result in ("source-error", "error") or result.errors:
         sys.exit(1)
     pending = result.plan is not None and (result.plan.actions or result.plan.held)

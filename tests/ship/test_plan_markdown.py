@@ -1,0 +1,181 @@
+"""``plan --output markdown``: the pull-request comment, pinned by golden files.
+
+Each scenario runs the real pipeline (a git repository in tmp_path, boto3 over
+HTTP to moto, a SQLite ledger), takes the dry-run pass's ``as_dict()`` and
+renders it. Commit dates are fixed so revisions are stable; AWS job IDs (random
+in moto) are replaced by ``job-id-N`` in order of appearance. Regenerate the
+golden files with ``UPDATE_GOLDEN=1 pytest tests/ship/test_plan_markdown.py``
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller import demo_backend
+from controller.markdown import COMMENT_MARKER, render_plan
+from tests.conftest import Controller, GitRepo
+
+TESTDATA = Path(__file__).parent / "testdata"
+LINK_BASE = "https://github.com/example/batch-manifests/blob/{sha}/"
+_UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+
+DEFINITION = {
+    "jobDefinitionName": "trainer",
+    "type": "container",
+    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
+}
+
+
+def job(name: str, **extra: Any) -> dict[str, Any]:
+    return {"jobName": name, "jobQueue": "test-queue", "jobDefinition": "trainer", **extra}
+
+
+@pytest.fixture(autouse=True)
+def fixed_commit_dates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same tree + same author + same dates = same SHA on every run."""
+    for variable in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"):
+        monkeypatch.setenv(variable, "2026-01-02T03:04:05+00:00")
+
+
+def normalized(data: dict[str, Any]) -> dict[str, Any]:
+    text = json.dumps(data)
+    ids: dict[str, str] = {}
+    text = _UUID.sub(lambda m: ids.setdefault(m.group(0), f"job-id-{len(ids) + 1}"), text)
+    result: dict[str, Any] = json.loads(text)
+    return result
+
+
+def check_golden(name: str, data: dict[str, Any], link_base: str = "") -> str:
+    rendered = render_plan(normalized(data), link_base)
+    golden = TESTDATA / f"{name}.md"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(rendered)
+    assert golden.exists(), f"{golden} is missing: run with UPDATE_GOLDEN=1"
+    assert rendered == golden.read_text(), f"{golden.name} differs:\n{rendered}"
+    return rendered
+
+
+def test_in_sync(controller: Controller, repo: GitRepo) -> None:
+    """After a pass applied everything, the comment says the merge changes nothing."""
+    repo.write("definitions/trainer.json", DEFINITION)
+    repo.write("jobs/nightly.json", job("nightly"))
+    repo.commit("nightly")
+    assert controller.reconcile().result == "ok"
+    planned = controller.reconcile(dry_run=True).as_dict()
+    assert planned["actions"] == []
+    text = check_golden("in-sync", planned)
+    assert "In sync" in text
+
+
+def test_changes_pending(
+    controller: Controller, repo: GitRepo, moto: demo_backend.MotoBatch
+) -> None:
+    """A changed definition, a new job, a changed job whose queued run is replaced, and
+    a removed queued job: register, submit, cancel rows with links to the files."""
+    demo_backend.set_mode("queued")
+    repo.write("definitions/trainer.json", DEFINITION)
+    repo.write("jobs/nightly.json", job("nightly"))
+    repo.write("jobs/weekly.json", job("weekly"))
+    repo.commit("first")
+    assert controller.reconcile().result == "ok"
+
+    changed = {**DEFINITION, "containerProperties": {"image": "busybox:1.36", "vcpus": 1}}
+    changed["containerProperties"]["memory"] = 256
+    repo.write("definitions/trainer.json", changed)
+    repo.write("jobs/nightly.json", job("nightly", parameters={"day": "monday"}))
+    repo.write("teams/analytics/report.json", job("report"))
+    repo.remove("jobs/weekly.json")
+    sha = repo.commit("second")
+    planned = controller.reconcile(dry_run=True).as_dict()
+    actions = [(a["action"], a["name"]) for a in planned["actions"]]
+    assert ("register", "trainer") in actions and ("cancel", "weekly") in actions
+    text = check_golden("changes-pending", planned, LINK_BASE.format(sha=sha))
+    assert f"blob/{sha}/teams/analytics/report.json" in text
+
+
+def test_held_prunes(controller: Controller, repo: GitRepo, moto: demo_backend.MotoBatch) -> None:
+    """Removing every one of 12 queued jobs trips the mass-prune guard: the comment lists
+    them as held with the guard's reason, and nothing to cancel."""
+    demo_backend.set_mode("queued")
+    repo.write("definitions/trainer.json", DEFINITION)
+    for index in range(12):
+        repo.write(f"jobs/shard-{index:02d}.json", job(f"shard-{index:02d}"))
+    repo.commit("shards")
+    assert controller.reconcile().result == "ok"
+    for index in range(12):
+        repo.remove(f"jobs/shard-{index:02d}.json")
+    repo.commit("drop shards")
+    planned = controller.reconcile(dry_run=True).as_dict()
+    assert len(planned["held"]) == 12 and planned["held_reason"]
+    text = check_golden("held-prunes", planned)
+    assert "Held prunes" in text and "Jobs to cancel" not in text
+
+
+def test_validation_errors(controller: Controller, repo: GitRepo) -> None:
+    """Invalid files are listed with file, field and message; valid ones still plan."""
+    repo.write("definitions/trainer.json", DEFINITION)
+    repo.write("jobs/typo.json", {**job("typo"), "jobQeue": "x"})
+    repo.write("jobs/bad.yaml", "jobName: [unclosed\n")
+    repo.write("jobs/good.json", job("good", retryStrategy={"attempts": "three"}))
+    repo.write("jobs/fine.json", job("fine"))
+    sha = repo.commit("typos")
+    planned = controller.reconcile(dry_run=True).as_dict()
+    assert len(planned["errors"]) >= 3
+    text = check_golden("validation-errors", planned, LINK_BASE.format(sha=sha))
+    assert "jobQeue" in text and "did you mean 'jobQueue'" in text
+
+
+def test_table_cells_are_escaped() -> None:
+    """A pipe or newline in a message cannot break the table (pure renderer check)."""
+    text = render_plan(
+        {
+            "revision": "a" * 40,
+            "author": "Ada",
+            "errors": [{"path": "x|y.json", "field": "a", "message": "bad | worse\nnext"}],
+        }
+    )
+    row = next(line for line in text.splitlines() if line.startswith("| `x"))
+    assert row.count(" | ") == 2 and "bad \\| worse next" in row
+
+
+def test_source_error_comment() -> None:
+    """A pass that could not read its source says so instead of claiming 'in sync'."""
+    text = render_plan({"result": "source-error", "message": "branch 'nope' not found"})
+    assert "branch 'nope' not found" in text and "In sync" not in text
+
+
+def test_cli_plan_markdown(moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path) -> None:
+    """`batch-gitops plan --output markdown --link-base URL` in its own process prints
+    the comment (marker first, linked files) and exits 2: changes pending."""
+    repo.write("definitions/trainer.json", DEFINITION)
+    repo.write("jobs/nightly.json", job("nightly"))
+    sha = repo.commit("nightly")
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
+        "BATCH_GITOPS_REPO": str(repo.path),
+        "BATCH_GITOPS_STATE": str(tmp_path / "ledger.sqlite"),
+        "BATCH_GITOPS_WORKDIR": str(tmp_path / "cache"),
+        "BATCH_GITOPS_LOG_FORMAT": "json",
+    }
+    link = LINK_BASE.format(sha=sha)
+    result = subprocess.run(
+        [sys.executable, "-m", "controller", "plan", "-o", "markdown", "--link-base", link],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.startswith(COMMENT_MARKER)
+    assert f"[`jobs/nightly.json`]({link}jobs/nightly.json)" in result.stdout
+    assert "### Jobs to submit" in result.stdout
