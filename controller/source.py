@@ -6,30 +6,76 @@ bare repository under ``workdir``; an ``ls-remote`` decides whether a fetch is
 needed at all, so an unchanged remote costs one small round trip. Fetches
 force-update the branch, so a force-push is just a new revision.
 
-Blobs are listed with their SHA, which is what lets the reconciler skip
-re-parsing files that did not change. Everything raises :class:`SourceError`
-with a short machine ``reason`` (for metrics) and a message for people.
+Under pressure (called by :func:`controller.reconcile.run_pass` once a pass):
+
+* every network command runs in its own process group and is killed, with
+  every helper it spawned (``git-remote-http``, ``ssh``), after
+  ``fetch_timeout`` seconds: a server that accepts and never answers costs
+  one timeout, not a stuck daemon;
+* git never prompts (``GIT_TERMINAL_PROMPT=0``): credentials come from git's
+  own mechanisms (credential helpers, ``~/.netrc``, ssh keys) or fail fast;
+* a mirror that is not a repository any more, or that the remote answers but
+  a fetch into it fails (a stale ``*.lock`` left by a killed fetch, lost or
+  corrupt objects), is set aside and cloned again, once per attempt;
+* credentials in a URL (``https://user:token@host/...``) never appear in an
+  error message: every message is built from :attr:`GitSource.display`.
+
+The mirror keeps the last fetched revision whatever the remote does; the
+caller decides what to do with a failure (a pass plans nothing). Blobs are
+listed with their SHA, which lets the reconciler skip re-parsing unchanged
+files. Everything raises :class:`SourceError` with a short machine ``reason``
+(a bounded metric label) and a message for people.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
+import shutil
+import signal
+import subprocess
+import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import git
+import structlog
 
+from controller.logs import redact_text
 from controller.manifests import is_manifest_path
 
+log = structlog.get_logger(__name__)
+
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://|^[^/\s]+@[^:\s]+:")
+# Every reason a SourceError can carry (the metric label values).
+REASONS = (
+    "config",
+    "not-a-repository",
+    "unreachable",
+    "timeout",
+    "branch-missing",
+    "fetch-failed",
+    "checkout-failed",
+    "path-missing",
+)
 
 
 class SourceError(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class _GitFailed(Exception):
+    """A git command exited non-zero; ``message`` is its last stderr line, redacted."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -56,6 +102,15 @@ def is_url(src: str) -> bool:
     return bool(_SCHEME.match(src))
 
 
+def redact_url(src: str) -> str:
+    """``src`` without the user-info part of a URL (``https://***@host/repo.git``)."""
+    parts = urllib.parse.urlsplit(src)
+    if parts.scheme and "@" in parts.netloc:
+        host = parts.netloc.rpartition("@")[2]
+        return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{host}"))
+    return src
+
+
 class GitSource:
     def __init__(
         self,
@@ -68,80 +123,197 @@ class GitSource:
         if not src:
             raise SourceError("config", "no repository given (--repo or BATCH_GITOPS_REPO)")
         self.src = src
+        self.display = redact_url(src)
         self.branch = branch
         self.subdir = subdir.strip("/")
         self.fetch_timeout = fetch_timeout
         self.remote = is_url(src)
         if self.remote:
+            # The URL (with any credentials) is hashed, never used as a path.
             name = hashlib.sha256(src.encode()).hexdigest()[:16]
             self.mirror = Path(workdir) / f"{name}.git"
         else:
             self.mirror = Path(src)
+        self._cached: git.Repo | None = None
 
+    # --- the mirror ---
     def _repo(self) -> git.Repo:
-        try:
-            if self.remote and not self.mirror.exists():
-                self.mirror.parent.mkdir(parents=True, exist_ok=True)
-                repo = git.Repo.init(self.mirror, bare=True)
-                repo.create_remote("origin", self.src)
+        if self._cached is not None and self.mirror.exists():
+            return self._cached
+        if not self.remote:
+            try:
+                self._cached = git.Repo(self.mirror)
+            except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
+                raise SourceError(
+                    "not-a-repository", f"{self.display}: not a git repository"
+                ) from exc
+            return self._cached
+        if self.mirror.exists():
+            try:
+                repo = git.Repo(self.mirror)
+                repo.remotes.origin  # noqa: B018 - raises if the mirror lost its remote
+                self._cached = repo
                 return repo
-            return git.Repo(self.mirror)
-        except (git.InvalidGitRepositoryError, git.NoSuchPathError) as exc:
-            raise SourceError("not-a-repository", f"{self.src}: not a git repository") from exc
+            except (git.InvalidGitRepositoryError, git.NoSuchPathError, AttributeError) as exc:
+                self._discard_mirror(f"not a usable mirror ({type(exc).__name__})")
+        return self._init_mirror()
 
-    def _remote_head(self, repo: git.Repo) -> str | None:
+    def _init_mirror(self) -> git.Repo:
+        self.mirror.parent.mkdir(parents=True, exist_ok=True)
+        repo = git.Repo.init(self.mirror, bare=True)
+        repo.create_remote("origin", self.src)
+        self._cached = repo
+        return repo
+
+    def _discard_mirror(self, why: str) -> None:
+        """Set a broken mirror aside (then delete it) so the next fetch starts clean."""
+        log.warning("source_mirror_discarded", repo=self.display, mirror=str(self.mirror), why=why)
+        if self._cached is not None:
+            self._cached.close()
+            self._cached = None
+        if self.mirror.exists():
+            aside = self.mirror.with_name(f"{self.mirror.name}.broken-{time.time_ns()}")
+            self.mirror.rename(aside)
+            shutil.rmtree(aside, ignore_errors=True)
+
+    # --- git commands with a hard deadline ---
+    def _git(self, *args: str) -> str:
+        """Run ``git args`` in the mirror; kill its whole process group on timeout."""
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+        proc = subprocess.Popen(
+            ["git", *args],
+            cwd=self.mirror,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            start_new_session=True,  # its own process group: helpers die with it
+        )
+        try:
+            out, err = proc.communicate(timeout=self.fetch_timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise SourceError(
+                "timeout",
+                f"{self.display}: git {args[0]} got no answer within {self.fetch_timeout:g}s "
+                "(BATCH_GITOPS_FETCH_TIMEOUT); keeping the last fetched revision",
+            ) from None
+        if proc.returncode != 0:
+            raise _GitFailed(self._clean(err) or f"git {args[0]} exited with {proc.returncode}")
+        return out
+
+    def _clean(self, stderr: str) -> str:
+        """The last meaningful stderr line, with the URL's credentials removed."""
+        lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+        text = lines[-1] if lines else ""
+        if self.src != self.display:
+            text = text.replace(self.src, self.display)
+            userinfo = urllib.parse.urlsplit(self.src).netloc.rpartition("@")[0]
+            if userinfo:
+                text = text.replace(userinfo, "***")
+        return redact_text(text)
+
+    def _remote_head(self) -> str | None:
         """One ``ls-remote`` round trip: the branch head on the remote, None if absent."""
         try:
-            out = repo.git.ls_remote(
-                "origin", f"refs/heads/{self.branch}", kill_after_timeout=self.fetch_timeout
-            )
-        except git.GitCommandError as exc:
-            raise SourceError("unreachable", f"{self.src}: {_git_message(exc)}") from exc
-        for line in str(out).splitlines():
+            out = self._git("ls-remote", "origin", f"refs/heads/{self.branch}")
+        except _GitFailed as exc:
+            raise SourceError(
+                "unreachable",
+                f"{self.display}: {exc.message}; keeping the last fetched revision",
+            ) from exc
+        for line in out.splitlines():
             sha, _, ref = line.partition("\t")
             if ref == f"refs/heads/{self.branch}":
                 return sha
         return None
 
+    def _fetch(self) -> None:
+        self._git(
+            "fetch",
+            "--no-tags",
+            "--no-write-fetch-head",
+            "origin",
+            f"+refs/heads/{self.branch}:refs/heads/{self.branch}",
+        )
+
+    def _local_head(self, repo: git.Repo) -> str | None:
+        try:
+            return repo.rev_parse(f"refs/heads/{self.branch}").hexsha
+        except Exception:  # missing ref, or a damaged one: either way, fetch
+            return None
+
     def update(self) -> str:
         """Bring the mirror up to date (if remote) and return the head revision."""
         repo = self._repo()
-        if self.remote:
-            head = self._remote_head(repo)
-            if head is None:
-                raise SourceError(
-                    "branch-missing", f"{self.src}: branch {self.branch!r} does not exist"
-                )
+        if not self.remote:
             try:
-                local = repo.rev_parse(f"refs/heads/{self.branch}").hexsha
-            except (git.BadName, ValueError):
-                local = None
-            if local != head:
-                try:
-                    repo.git.fetch(
-                        "origin",
-                        f"+refs/heads/{self.branch}:refs/heads/{self.branch}",
-                        "--no-tags",
-                        kill_after_timeout=self.fetch_timeout,
-                    )
-                except git.GitCommandError as exc:
-                    raise SourceError("fetch-failed", f"{self.src}: {_git_message(exc)}") from exc
+                return repo.commit(self.branch).hexsha
+            except (git.BadName, ValueError) as exc:
+                raise SourceError(
+                    "branch-missing", f"{self.src}: no branch or revision {self.branch!r}"
+                ) from exc
+        head = self._remote_head()
+        if head is None:
+            raise SourceError(
+                "branch-missing",
+                f"{self.display}: branch {self.branch!r} does not exist on the remote "
+                "(deleted or renamed?); keeping the last fetched revision",
+            )
+        if self._local_head(repo) == head:
             return head
         try:
-            return repo.commit(self.branch).hexsha
-        except (git.BadName, ValueError) as exc:
-            raise SourceError(
-                "branch-missing", f"{self.src}: no branch or revision {self.branch!r}"
-            ) from exc
+            self._fetch()
+        except _GitFailed as first:
+            # The remote just answered ls-remote, so the fault is most likely ours:
+            # a stale lock of a killed fetch, or lost objects. Clone again, once.
+            self._discard_mirror(f"fetch failed: {first.message}")
+            self._init_mirror()
+            try:
+                self._fetch()
+            except _GitFailed as exc:
+                raise SourceError("fetch-failed", f"{self.display}: {exc.message}") from exc
+        return head
 
     def snapshot(self, revision: str | None = None) -> Snapshot:
         revision = revision or self.update()
+        try:
+            return self._snapshot(revision)
+        except SourceError:
+            raise
+        except Exception as exc:
+            if not self.remote:
+                raise SourceError(
+                    "checkout-failed",
+                    f"{self.display}: cannot read revision {revision[:12]}: {exc}",
+                ) from exc
+            # Unreadable objects in our own mirror: clone again and read once more.
+            self._discard_mirror(f"cannot read revision {revision[:12]}: {type(exc).__name__}")
+            self._init_mirror()
+            try:
+                self._fetch()
+                return self._snapshot(revision)
+            except _GitFailed as again:
+                raise SourceError("fetch-failed", f"{self.display}: {again.message}") from again
+            except SourceError:
+                raise
+            except Exception as again:
+                raise SourceError(
+                    "checkout-failed",
+                    f"{self.display}: cannot read revision {revision[:12]} even after a fresh "
+                    f"clone: {type(again).__name__}",
+                ) from again
+
+    def _snapshot(self, revision: str) -> Snapshot:
         repo = self._repo()
         try:
             commit = repo.commit(revision)
         except (git.BadName, ValueError) as exc:
+            if self.remote:
+                raise  # the mirror lost it: the caller re-clones
             raise SourceError(
-                "checkout-failed", f"revision {revision} is not in {self.src}"
+                "checkout-failed", f"revision {revision} is not in {self.display}"
             ) from exc
         tree = commit.tree
         if self.subdir:
@@ -149,7 +321,9 @@ class GitSource:
                 tree = tree / self.subdir
             except KeyError as exc:
                 raise SourceError(
-                    "path-missing", f"{self.subdir!r} does not exist in revision {revision[:12]}"
+                    "path-missing",
+                    f"{self.subdir!r} does not exist in revision {revision[:12]} "
+                    "(check --path / BATCH_GITOPS_PATH)",
                 ) from exc
             if tree.type != "tree":
                 raise SourceError("path-missing", f"{self.subdir!r} is not a directory")
@@ -160,6 +334,9 @@ class GitSource:
             and is_manifest_path(_relative(str(item.path), self.subdir))
             and item.mode != 0o120000  # symlinks are never followed
         )
+        for _, blob in files:
+            # Fail here, where a re-clone can still help, not halfway through parsing.
+            repo.odb.info(bytes.fromhex(blob))
         return Snapshot(
             revision=commit.hexsha,
             author=f"{commit.author.name} <{commit.author.email}>",
@@ -170,10 +347,14 @@ class GitSource:
         )
 
 
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:  # a helper left the group and holds our pipes
+        proc.kill()
+
+
 def _relative(path: str, subdir: str) -> str:
     return path[len(subdir) + 1 :] if subdir and path.startswith(subdir + "/") else path
-
-
-def _git_message(exc: git.GitCommandError) -> str:
-    stderr = str(exc.stderr or "").strip().replace("stderr: ", "").strip("'\n ")
-    return stderr.splitlines()[-1] if stderr else f"git exited with {exc.status}"
