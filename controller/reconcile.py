@@ -172,6 +172,13 @@ def _run(
         metrics.SOURCE_READY.set(0)
         outcome.result = "source-error"
         outcome.message = str(exc)
+        # Nothing is planned or pruned: what is live stays as the last good revision left it.
+        log.warning(
+            "source_unavailable",
+            reason=exc.reason,
+            error=str(exc),
+            last_applied_revision=ledger.get_meta("last_applied_revision"),
+        )
         return
     finally:
         metrics.FETCH_SECONDS.observe(time.perf_counter() - fetch_started)
