@@ -40,6 +40,11 @@ TAG_PREFIX = "batch-gitops/"
 RESERVED_TAG_COUNT = 6
 MAX_TAGS = 50
 MAX_BYTES = 1024 * 1024
+# A manifest nests a few levels; 64 leaves room and stops stack-exhaustion input.
+MAX_DEPTH = 64
+# Nodes after expanding YAML aliases: a "billion laughs" file is tiny on disk but
+# expands exponentially once walked (validation, hashing, JSON encoding).
+MAX_NODES = 100_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 Kind = Literal["job", "job-definition"]
@@ -114,6 +119,97 @@ class LoadResult:
     invalid_paths: set[str] = field(default_factory=set)
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on one manifest file; the daemon builds them from its settings."""
+
+    max_bytes: int = MAX_BYTES
+    max_depth: int = MAX_DEPTH
+    max_nodes: int = MAX_NODES
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses deep nesting while composing (before any recursion
+    limit is reached) and alias graphs that expand beyond ``max_nodes``."""
+
+    max_depth = MAX_DEPTH
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > self.max_depth:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise ValueError(
+                    f"nested deeper than {self.max_depth} levels at line {mark.line + 1}"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _expanded_nodes(node: yaml.Node, limit: int) -> int:
+    """Node count with every alias expanded, memoized so a bomb costs linear time."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+
+    def size(current: yaml.Node) -> int:
+        key = id(current)
+        if key in sizes:
+            return sizes[key]
+        if key in visiting:
+            mark = current.start_mark
+            raise ValueError(f"recursive YAML alias at line {mark.line + 1}")
+        visiting.add(key)
+        total = 1
+        if isinstance(current, yaml.SequenceNode):
+            total += sum(size(child) for child in current.value)
+        elif isinstance(current, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in current.value)
+        visiting.discard(key)
+        sizes[key] = min(total, limit + 1)  # saturate: no giant integers either
+        return sizes[key]
+
+    return size(node)
+
+
+def _load_yaml(text: str, limits: Limits) -> list[Any]:
+    loader = _BoundedLoader(text)
+    loader.max_depth = limits.max_depth
+    documents: list[Any] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            expanded = _expanded_nodes(node, limits.max_nodes)
+            if expanded > limits.max_nodes:
+                raise ValueError(
+                    f"expands to more than {limits.max_nodes} values (YAML aliases); "
+                    "write the values out or split the file"
+                )
+            documents.append(loader.construct_document(node))
+    finally:
+        loader.dispose()
+    return documents
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of decoded JSON, iteratively (no recursion to exhaust)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        if deepest > limit:
+            return deepest
+        if isinstance(current, dict):
+            stack.extend((child, level + 1) for child in current.values())
+        elif isinstance(current, list):
+            stack.extend((child, level + 1) for child in current)
+    return deepest
+
+
 @cache
 def _input_shape(kind: Kind) -> StructureShape:
     model = botocore.session.get_session().get_service_model("batch")
@@ -134,23 +230,31 @@ def is_manifest_path(path: str) -> bool:
     return path.endswith(MANIFEST_SUFFIXES)
 
 
-def parse_document(path: str, raw: bytes) -> Any:
-    """Decode JSON or YAML (safely: no tags, no objects). Raises ValueError."""
-    if len(raw) > MAX_BYTES:
-        raise ValueError(f"file is {len(raw)} bytes; the limit is {MAX_BYTES}")
+def parse_document(path: str, raw: bytes, limits: Limits | None = None) -> Any:
+    """Decode JSON or YAML (safely: no tags, no objects, bounded). Raises ValueError."""
+    limits = limits or Limits()
+    if len(raw) > limits.max_bytes:
+        raise ValueError(f"file is {len(raw)} bytes; the limit is {limits.max_bytes}")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValueError(f"not UTF-8 (byte {exc.start})") from exc
     if path.endswith(".json"):
         try:
-            return json.loads(text)
+            decoded = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(
                 f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
             ) from exc
+        except RecursionError as exc:
+            raise ValueError(f"nested deeper than {limits.max_depth} levels") from exc
+        if _depth(decoded, limits.max_depth) > limits.max_depth:
+            raise ValueError(f"nested deeper than {limits.max_depth} levels")
+        return decoded
     try:
-        documents = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        documents = [doc for doc in _load_yaml(text, limits) if doc is not None]
+    except RecursionError as exc:
+        raise ValueError(f"nested deeper than {limits.max_depth} levels") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
@@ -273,10 +377,12 @@ def _semantic_checks(kind: Kind, request: dict[str, Any]) -> Iterator[tuple[str,
                 yield "arrayProperties.size", "must be between 2 and 10000"
 
 
-def load_manifest(path: str, raw: bytes, blob: str = "") -> Manifest | list[ManifestError]:
+def load_manifest(
+    path: str, raw: bytes, blob: str = "", limits: Limits | None = None
+) -> Manifest | list[ManifestError]:
     """Parse and validate one file: a Manifest, or every error it has."""
     try:
-        document = parse_document(path, raw)
+        document = parse_document(path, raw, limits)
     except ValueError as exc:
         return [ManifestError(path, "", str(exc))]
     if not isinstance(document, dict):
@@ -340,13 +446,13 @@ def load_manifest(path: str, raw: bytes, blob: str = "") -> Manifest | list[Mani
     return Manifest(path=path, kind=kind, request=request, options=options, blob=blob)
 
 
-def load_files(files: Iterable[tuple[str, bytes, str]]) -> LoadResult:
+def load_files(files: Iterable[tuple[str, bytes, str]], limits: Limits | None = None) -> LoadResult:
     """Load every manifest file; ``files`` yields ``(repo path, content, blob sha)``."""
     result = LoadResult()
     for path, raw, blob in files:
         if not is_manifest_path(path):
             continue
-        loaded = load_manifest(path, raw, blob)
+        loaded = load_manifest(path, raw, blob, limits)
         if isinstance(loaded, Manifest):
             result.manifests.append(loaded)
         else:
@@ -359,5 +465,12 @@ def read_directory(root: Path, prefix: str = "") -> Iterator[tuple[str, bytes, s
     """Files of a working directory as ``(path, bytes, "")``, for offline ``validate``."""
     for file in sorted(root.rglob("*")):
         relative = file.relative_to(root).as_posix()
+        # Symlinks are never followed, as in a pass (the source skips symlink
+        # blobs): a link must not pull in a file from outside the directory.
+        if any(
+            (root / part).is_symlink()
+            for part in (file.relative_to(root), *file.relative_to(root).parents)
+        ):
+            continue
         if file.is_file() and is_manifest_path(relative):
             yield (f"{prefix}{relative}", file.read_bytes(), "")

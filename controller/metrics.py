@@ -158,3 +158,26 @@ def _initialize_known_labels() -> None:
 
 
 _initialize_known_labels()
+
+# --- policy and security (controller/policy.py, signatures.py, webhook.py) ---
+POLICY_VIOLATIONS = Gauge(
+    f"{PREFIX}_policy_violations",
+    "Manifests of the last pass blocked by the team policy (or by an invalid policy file).",
+)
+SIGNATURE_CHECKS = Counter(
+    f"{PREFIX}_signature_checks_total",
+    "Signature checks of the revision to apply, by result (trusted, unsigned, "
+    "bad-signature, unknown-key, key-not-allowed, ...).",
+    ["result"],
+)
+SOURCE_REJECTED = Counter(
+    f"{PREFIX}_source_rejected_total",
+    "Revisions not applied because the source broke a limit or trust rule, by reason.",
+    ["reason"],
+)
+WEBHOOK_REQUESTS = Counter(
+    f"{PREFIX}_webhook_requests_total",
+    "POST /webhook requests by provider (github, gitlab, unknown) and result (accepted, "
+    "ignored, unauthorized, replay, too-large, bad-request).",
+    ["provider", "result"],
+)

@@ -21,13 +21,14 @@ from controller.apply import ActionResult, Applier
 from controller.batch import BatchApi
 from controller.desired import DesiredState, build_desired
 from controller.ledger import Ledger
-from controller.manifests import LoadResult, Manifest, ManifestError, load_manifest
+from controller.manifests import Limits, LoadResult, Manifest, ManifestError, load_manifest
 from controller.observe import SettleResult, observe, settle_intents
 from controller.plan import Plan, PlanOptions, plan_actions
 from controller.records import Provenance
 from controller.schedule import expand_schedules
 from controller.settings import Settings
 from controller.source import GitSource, Snapshot, SourceError
+from controller.source_guard import apply_policy, limits, refuse
 
 log = structlog.get_logger(__name__)
 
@@ -38,13 +39,15 @@ class ManifestCache:
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], Manifest | list[ManifestError]] = {}
 
-    def load(self, snapshot: Snapshot) -> LoadResult:
+    def load(self, snapshot: Snapshot, limits: Limits | None = None) -> LoadResult:
         result = LoadResult()
         fresh: dict[tuple[str, str], Manifest | list[ManifestError]] = {}
         for path, blob in snapshot.files:
             entry = self._entries.get((path, blob))
             if entry is None:
-                entry = load_manifest(path, snapshot.read(blob), blob)
+                entry = _oversized(snapshot, path, blob, limits) or load_manifest(
+                    path, snapshot.read(blob), blob, limits
+                )
             fresh[(path, blob)] = entry
             if isinstance(entry, Manifest):
                 result.manifests.append(entry)
@@ -53,6 +56,17 @@ class ManifestCache:
                 result.invalid_paths.add(path)
         self._entries = fresh  # forget files that are gone: memory stays bounded
         return result
+
+
+def _oversized(
+    snapshot: Snapshot, path: str, blob: str, limits: Limits | None
+) -> list[ManifestError] | None:
+    """Refuse a too-large blob from its size in the object database, before reading it."""
+    size = int(snapshot.repo.odb.info(bytes.fromhex(blob)).size)
+    limit = (limits or Limits()).max_bytes
+    if size > limit:
+        return [ManifestError(path, "", f"file is {size} bytes; the limit is {limit}")]
+    return None
 
 
 @dataclass
@@ -188,7 +202,13 @@ def _run(
     structlog.contextvars.bind_contextvars(revision=snapshot.revision[:12])
     metrics.ATTEMPTED_REVISION.info({"revision": snapshot.revision})
 
-    desired = build_desired(cache.load(snapshot))
+    refused = refuse(settings, snapshot)  # unsigned head, too many files: apply nothing
+    if refused is not None:
+        outcome.result, outcome.message = refused
+        return
+    desired = build_desired(
+        apply_policy(settings, snapshot, cache.load(snapshot, limits(settings)))
+    )
     # Cron templates -> one desired job per due tick (ledger-recorded; the planner stays pure).
     desired = expand_schedules(
         desired,

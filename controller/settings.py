@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -84,6 +84,43 @@ class Settings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="Log rendering: JSON when not on a TTY unless forced."
+    )
+
+    # --- policy and security (controller/policy.py, signatures.py, webhook.py) ---
+    policy_file: str = Field(
+        ".batch-gitops/policy.yaml",
+        description="Team policy file, relative to the repository root; absent means no policy.",
+    )
+    policy_from: str = Field(
+        "", description="Read the policy from this trusted ref instead of the applied revision."
+    )
+    max_manifest_bytes: int = Field(
+        1024 * 1024, gt=0, description="Largest manifest file accepted, in bytes."
+    )
+    max_manifests: int = Field(
+        5000, gt=0, description="A revision with more manifest files than this is not applied."
+    )
+    verify_signatures: bool = Field(
+        False, description="Apply only revisions whose head commit is signed by an allowed key."
+    )
+    gnupghome: Path | None = Field(
+        None, description="GnuPG home whose keyring holds the allowed GPG signing keys."
+    )
+    allowed_signers_file: Path | None = Field(
+        None, description="SSH allowed-signers file (git's gpg.ssh.allowedSignersFile)."
+    )
+    allowed_signing_keys: list[str] = Field(
+        default_factory=list,
+        description="Optional fingerprints (GPG or SSH SHA256:...) the signer must be one of.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret of POST /webhook (GitHub HMAC key or GitLab token)."
+    )
+    webhook_secret_file: Path | None = Field(
+        None, description="File holding the webhook secret (a mounted secret); wins over the env."
+    )
+    webhook_max_bytes: int = Field(
+        1024 * 1024, gt=0, description="Largest webhook body accepted, in bytes."
     )
 
     # --- schedules and retention (controller.schedule, controller.retention) ---
