@@ -238,3 +238,8 @@ def demo(once: bool, manifests: Path | None, workdir: Path | None) -> None:
 
 
 # --- commands owned by other modules (one line each) ---
+from controller.cli_ship import config_reference_command, init, schema  # noqa: E402
+
+main.add_command(schema)
+main.add_command(init)
+main.add_command(config_reference_command)

@@ -1,0 +1,117 @@
+"""``batch-gitops init``: the scaffold is a valid manifest repository (``validate``
+passes, including its own team policy), its CI files validate on pull requests,
+post the plan, and never apply, and its editor settings point at the schema."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from controller.manifests import parse_document
+from controller.scaffold import SCHEMA_PATH, template_files
+from controller.schema import manifest_schema
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "controller", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+def test_scaffold_validates(tmp_path: Path) -> None:
+    """init writes team folders, the policy, examples, CI files and the schema; then
+    `batch-gitops validate` on it exits 0 with the example jobs and definition."""
+    target = tmp_path / "batch-manifests"
+    created = cli("init", str(target))
+    assert created.returncode == 0, created.stderr
+    for path in (
+        ".batch-gitops/policy.yaml",
+        ".github/workflows/batch-gitops.yml",
+        ".gitlab-ci.yml",
+        ".vscode/settings.json",
+        SCHEMA_PATH,
+        "teams/analytics/definitions/analytics-hello.yaml",
+        "teams/analytics/jobs/analytics-hello.yaml",
+        "teams/finance/jobs/.gitkeep",
+    ):
+        assert (target / path).is_file(), path
+    validated = cli("validate", str(target), "--output", "json")
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    body = json.loads(validated.stdout)
+    assert body["valid"] and body["jobs"] == 2 and body["definitions"] == 1
+
+
+def test_scaffold_policy_is_enforced(tmp_path: Path) -> None:
+    """The scaffolded policy is live: a job on another team's queue fails validate."""
+    target = tmp_path / "repo"
+    assert cli("init", str(target)).returncode == 0
+    (target / "teams/analytics/jobs/sneaky.json").write_text(
+        json.dumps(
+            {
+                "jobName": "analytics-sneaky",
+                "jobQueue": "finance-queue",
+                "jobDefinition": "analytics-hello",
+                "tags": {"CostCenter": "analytics"},
+            }
+        )
+    )
+    validated = cli("validate", str(target))
+    assert validated.returncode == 1
+    assert "sneaky.json" in validated.stdout + validated.stderr
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
+    """A second init into the same folder fails and names a file; --force overwrites."""
+    assert cli("init", str(tmp_path)).returncode == 0
+    again = cli("init", str(tmp_path))
+    assert again.returncode == 1 and "--force" in again.stderr
+    assert cli("init", str(tmp_path), "--force").returncode == 0
+
+
+def test_ci_templates_validate_and_plan_but_never_apply() -> None:
+    """GitHub: validate and plan run on pull_request, plan output is markdown posted as
+    a comment; GitLab: same on merge requests. Neither runs reconcile or run."""
+    files = dict(template_files())
+    github = yaml.safe_load(files[".github/workflows/batch-gitops.yml"])
+    triggers = github.get("on", github.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert set(triggers) == {"pull_request"}
+    steps = {
+        name: "\n".join(str(step.get("run", "")) for step in job["steps"])
+        for name, job in github["jobs"].items()
+    }
+    assert "batch-gitops validate" in steps["validate"]
+    assert "--output markdown" in steps["plan"] and "gh pr comment" in steps["plan"]
+    gitlab = yaml.safe_load(files[".gitlab-ci.yml"])
+    gitlab_scripts = "\n".join(
+        "\n".join(job["script"]) for name, job in gitlab.items() if name.startswith("batch")
+    )
+    assert "batch-gitops validate" in gitlab_scripts
+    assert "--output markdown" in gitlab_scripts and "merge_requests" in gitlab_scripts
+    for text in (json.dumps(steps), gitlab_scripts):
+        for applying in ("batch-gitops reconcile", "batch-gitops run", "allow-mass-prune"):
+            assert applying not in text
+
+
+def test_editor_settings_point_at_the_schema(tmp_path: Path) -> None:
+    """.vscode/settings.json maps YAML and JSON manifests to the scaffolded schema,
+    which is the current `batch-gitops schema` and accepts the example manifests."""
+    files = dict(template_files())
+    settings = json.loads(files[".vscode/settings.json"])
+    assert f"./{SCHEMA_PATH}" in settings["yaml.schemas"]
+    assert settings["json.schemas"][0]["url"] == f"./{SCHEMA_PATH}"
+    schema = json.loads(files[SCHEMA_PATH])
+    assert schema == manifest_schema()
+    validator = jsonschema.Draft7Validator(schema)
+    examples = [p for p in files if p.startswith("teams/") and p.endswith((".json", ".yaml"))]
+    assert len(examples) == 3
+    for path in examples:
+        assert list(validator.iter_errors(parse_document(path, files[path]))) == []
