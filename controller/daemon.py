@@ -21,6 +21,7 @@ from controller.ledger import Ledger
 from controller.reconcile import ManifestCache, PassResult, make_source, run_pass
 from controller.server import Health, make_app, serve
 from controller.settings import Settings
+from controller.webhook import webhook_routes
 
 log = structlog.get_logger(__name__)
 JOB_ID = "reconcile"
@@ -54,7 +55,8 @@ class Daemon:
         self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now().astimezone())
 
     def start(self) -> None:
-        self.server = serve(self.settings.listen, make_app(self.health))
+        routes = webhook_routes(self.settings, self.trigger)  # {} unless a secret is set
+        self.server = serve(self.settings.listen, make_app(self.health, extra=routes))
         log.info(
             "daemon_started",
             listen=f"{self.server.server_name}:{self.server.server_port}",

@@ -30,17 +30,13 @@ def test_violating_manifest_is_skipped_and_the_good_one_applied(
     repo.write(".batch-gitops/policy.yaml", POLICY)
     repo.write(DEFINITION, GOOD_DEFINITION)
     repo.write("teams/finance/good.json", JOB)
-    repo.write(
-        "teams/finance/greedy.json", _with(JOB, jobName="greedy", jobQueue="gpu-job-queue")
-    )
+    repo.write("teams/finance/greedy.json", _with(JOB, jobName="greedy", jobQueue="gpu-job-queue"))
     repo.commit("two jobs")
     result = controller.reconcile()
     assert result.result == "degraded"
     assert submitted_names(batch) == {"risk-daily"}
     assert batch.list_jobs(jobQueue="gpu-job-queue")["jobSummaryList"] == []
-    assert [(e.path, e.field) for e in result.errors] == [
-        ("teams/finance/greedy.json", "jobQueue")
-    ]
+    assert [(e.path, e.field) for e in result.errors] == [("teams/finance/greedy.json", "jobQueue")]
     assert "[.batch-gitops/policy.yaml:6]" in result.errors[0].message
     assert REGISTRY.get_sample_value("batch_gitops_policy_violations") == 1
 
@@ -70,9 +66,7 @@ def test_a_running_job_that_starts_violating_is_not_pruned(
     assert result.plan is not None and result.plan.actions == []
 
 
-def test_plan_with_policy_from_uses_the_trusted_ref(
-    controller: Controller, repo: GitRepo
-) -> None:
+def test_plan_with_policy_from_uses_the_trusted_ref(controller: Controller, repo: GitRepo) -> None:
     """A dry-run pass of a PR branch that loosens the policy plans its forbidden job,
     unless the policy is read from main (policy_from), when it is an error instead."""
     repo.write(".batch-gitops/policy.yaml", POLICY)

@@ -174,7 +174,9 @@ CASES: list[tuple[str, str, dict[str, Any], str, str, str]] = [
     (
         "vcpus-override",
         "teams/finance/job.json",
-        _with(GOOD_JOB, containerOverrides={"resourceRequirements": [{"type": "VCPU", "value": "64"}]}),
+        _with(
+            GOOD_JOB, containerOverrides={"resourceRequirements": [{"type": "VCPU", "value": "64"}]}
+        ),
         "containerOverrides.resourceRequirements[0]",
         "limits.vcpus",
         "asks for 64 vCPUs; team 'finance' may use at most 4",
@@ -190,7 +192,9 @@ CASES: list[tuple[str, str, dict[str, Any], str, str, str]] = [
     (
         "gpus",
         "teams/finance/job.json",
-        _with(GOOD_JOB, containerOverrides={"resourceRequirements": [{"type": "GPU", "value": "8"}]}),
+        _with(
+            GOOD_JOB, containerOverrides={"resourceRequirements": [{"type": "GPU", "value": "8"}]}
+        ),
         "containerOverrides.resourceRequirements[0]",
         "limits.gpus",
         "asks for 8 GPUs; team 'finance' may use at most 0",
