@@ -155,6 +155,8 @@ def _initialize_known_labels() -> None:
     for operation in AWS_OPERATIONS:
         AWS_REQUESTS.labels(operation=operation)
         AWS_THROTTLES.labels(operation=operation)
+        # The code AWS Batch throttles with (HTTP 429): throttling panels show 0, not nothing.
+        AWS_REQUEST_ERRORS.labels(operation=operation, code="TooManyRequestsException")
 
 
 _initialize_known_labels()
