@@ -44,6 +44,7 @@ from pathlib import Path
 
 import git
 import structlog
+from git.repo.fun import is_git_dir
 
 from controller.logs import redact_text
 from controller.manifests import is_manifest_path
@@ -138,7 +139,7 @@ class GitSource:
 
     # --- the mirror ---
     def _repo(self) -> git.Repo:
-        if self._cached is not None and self.mirror.exists():
+        if self._cached is not None and is_git_dir(self.mirror):
             return self._cached
         if not self.remote:
             try:
@@ -206,7 +207,9 @@ class GitSource:
     def _clean(self, stderr: str) -> str:
         """The last meaningful stderr line, with the URL's credentials removed."""
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-        text = lines[-1] if lines else ""
+        # git's own verdict is the "fatal:" line; hints and progress come around it
+        fatal = [line for line in lines if line.startswith(("fatal:", "error:"))]
+        text = (fatal or lines or [""])[0 if fatal else -1]
         if self.src != self.display:
             text = text.replace(self.src, self.display)
             userinfo = urllib.parse.urlsplit(self.src).netloc.rpartition("@")[0]
@@ -217,7 +220,7 @@ class GitSource:
     def _remote_head(self) -> str | None:
         """One ``ls-remote`` round trip: the branch head on the remote, None if absent."""
         try:
-            out = self._git("ls-remote", "origin", f"refs/heads/{self.branch}")
+            out = self._ls_remote()
         except _GitFailed as exc:
             raise SourceError(
                 "unreachable",
@@ -228,6 +231,18 @@ class GitSource:
             if ref == f"refs/heads/{self.branch}":
                 return sha
         return None
+
+    def _ls_remote(self) -> str:
+        try:
+            return self._git("ls-remote", "origin", f"refs/heads/{self.branch}")
+        except _GitFailed:
+            try:
+                self._git("config", "--get", "remote.origin.url")
+            except _GitFailed:  # our mirror lost its remote, not the server its repo
+                self._discard_mirror("the mirror has no remote 'origin'")
+                self._init_mirror()
+                return self._git("ls-remote", "origin", f"refs/heads/{self.branch}")
+            raise
 
     def _fetch(self) -> None:
         self._git(

@@ -1,0 +1,122 @@
+"""Fixtures for git-under-pressure tests: a bare remote, a git daemon, a daemon-shaped
+controller whose /readyz and /metrics are served over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from controller import demo_backend
+from controller.batch import Boto3Batch
+from controller.daemon import Daemon
+from controller.ledger import Ledger
+from controller.reconcile import PassResult
+from controller.server import make_app, serve
+from controller.settings import Settings
+from tests.conftest import GitRepo, WriteCounter
+from tests.git_pressure.servers import BareRemote, GitDaemon
+
+QUEUE = "test-queue"
+
+
+def job(name: str, **extra: Any) -> dict[str, Any]:
+    return {"jobName": name, "jobQueue": QUEUE, "jobDefinition": "trainer", **extra}
+
+
+DEFINITION = {
+    "jobDefinitionName": "trainer",
+    "type": "container",
+    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
+}
+
+
+@pytest.fixture
+def remote(repo: GitRepo, tmp_path: Path) -> BareRemote:
+    return BareRemote(tmp_path / "served", repo)
+
+
+@pytest.fixture
+def git_daemon(remote: BareRemote) -> Iterator[GitDaemon]:
+    server = GitDaemon(remote.base)
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Watched:
+    """A :class:`Daemon` (its pass, health and source) on one URL, served on 127.0.0.1."""
+
+    daemon: Daemon
+    url: str
+    counter: WriteCounter
+
+    def run(self) -> PassResult:
+        return self.daemon.run_once()
+
+    def readyz(self) -> tuple[int, dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(f"{self.url}/readyz", timeout=5) as reply:
+                return reply.status, json.loads(reply.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def metric(self, name: str, **labels: str) -> float:
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    return float(sample.value)
+        return 0.0
+
+    def writes(self) -> list[str]:
+        """Write calls since the last look, then forget them."""
+        writes = self.counter.writes
+        self.counter.calls.clear()
+        return writes
+
+
+@pytest.fixture
+def watch(moto: demo_backend.MotoBatch, tmp_path: Path) -> Iterator[Any]:
+    """``watch(url, fetch_timeout=...)`` -> :class:`Watched`."""
+    made: list[Any] = []
+
+    def make(url: str, fetch_timeout: float = 10.0) -> Watched:
+        settings = Settings(
+            repo=url,
+            branch="main",
+            state=tmp_path / "ledger.sqlite",
+            workdir=tmp_path / "cache",
+            fetch_timeout=fetch_timeout,
+            ready_after=3600,
+        )
+        api = Boto3Batch(rate_limit=1000, max_attempts=3)
+        daemon = Daemon(settings, api, Ledger(settings.state))
+        server = serve("127.0.0.1:0", make_app(daemon.health))
+        made.append((server, daemon))
+        return Watched(daemon, f"http://127.0.0.1:{server.server_port}", WriteCounter(api))
+
+    yield make
+    for server, daemon in made:
+        server.shutdown()
+        daemon.ledger.close()
+
+
+def jobs_by_name(batch: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every job in the queue, grouped by name, as an auditor would see them."""
+    ids = [j["jobId"] for j in batch.list_jobs(jobQueue=QUEUE)["jobSummaryList"]]
+    found: dict[str, list[dict[str, Any]]] = {}
+    for described in batch.describe_jobs(jobs=ids)["jobs"] if ids else []:
+        found.setdefault(described["jobName"], []).append(described)
+    return found

@@ -1,0 +1,180 @@
+"""Real git remotes on 127.0.0.1 that tests can break and restore.
+
+* :class:`BareRemote`: a bare repository fed by pushes from a working
+  :class:`~tests.conftest.GitRepo` (force-push and branch deletion included);
+  reachable as ``file://`` or through a :class:`GitDaemon`;
+* :class:`GitDaemon`: ``git daemon`` serving a base directory on a fixed port,
+  stopped and started again on the same port;
+* :class:`Blackhole`: a TCP listener that either accepts connections and never
+  answers (a hung server) or forwards them to a real port (restored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from tests.conftest import GitRepo
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            assert time.monotonic() < deadline, f"nothing listens on 127.0.0.1:{port}"
+            time.sleep(0.02)
+
+
+class BareRemote:
+    """``<base>/batch.git``, pushed to from ``work``."""
+
+    def __init__(self, base: Path, work: GitRepo) -> None:
+        self.base = base
+        self.path = base / "batch.git"
+        self.work = work
+        base.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["git", "init", "-q", "--bare", "-b", "main", str(self.path)],
+            check=True,
+            capture_output=True,
+        )
+        # a remote's default branch can be deleted by a push (forges allow it too)
+        subprocess.run(
+            ["git", "-C", str(self.path), "config", "receive.denyDeleteCurrent", "ignore"],
+            check=True,
+        )
+        work.git("remote", "add", "origin", str(self.path))
+
+    @property
+    def file_url(self) -> str:
+        return self.path.as_uri()
+
+    def push(self, *, force: bool = False, ref: str = "main") -> None:
+        args = ["push", "-q", "origin", f"{ref}:refs/heads/main"]
+        self.work.git(*([*args, "--force"] if force else args))
+
+    def delete_branch(self) -> None:
+        self.work.git("push", "-q", "origin", ":refs/heads/main")
+
+    def move_away(self) -> Path:
+        aside = self.path.with_name("moved-away.git")
+        self.path.rename(aside)
+        return aside
+
+    def move_back(self, aside: Path) -> None:
+        aside.rename(self.path)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path)
+
+
+class GitDaemon:
+    """``git daemon`` on 127.0.0.1:``port`` exporting every repository under ``base``."""
+
+    def __init__(self, base: Path, port: int | None = None) -> None:
+        self.base = base
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def url(self, name: str = "batch.git") -> str:
+        return f"git://127.0.0.1:{self.port}/{name}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "git",
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--informative-errors",
+                f"--base-path={self.base}",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+                str(self.base),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its per-connection children die with it
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=5)
+        self.proc = None
+        deadline = time.monotonic() + 5
+        while True:  # the port must really refuse before the test goes on
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            except OSError:
+                return
+            assert time.monotonic() < deadline, "git daemon still answers"
+            time.sleep(0.02)
+
+
+class Blackhole:
+    """A port that hangs every connection (``hang``) or relays it to ``target`` (``forward``)."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.mode = "hang"
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.held: list[socket.socket] = []
+        self.stopped = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self.mode == "hang":
+                self.held.append(conn)  # accepted, read nothing, answer nothing
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+    def url(self, name: str = "batch.git") -> str:
+        return f"git://127.0.0.1:{self.port}/{name}"
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+        for conn in self.held:
+            conn.close()
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
