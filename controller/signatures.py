@@ -70,12 +70,12 @@ def verify_revision(
             timeout=timeout,
         )
     except (subprocess.SubprocessError, OSError) as exc:
-        return Verification(False, "error", message=f"cannot check {short}: {exc}")
+        return Verification(False, "error", message=f"revision {short} not checked (error): {exc}")
     letter, fingerprint, primary, signer = ([*shown.split("\x1f"), "", "", ""])[:4]
     if letter in _REASONS:
         reason = _REASONS[letter]
         return Verification(
-            False, reason, fingerprint, signer, f"revision {short} is not trusted: {reason}"
+            False, reason, fingerprint, signer, f"revision {short} is not trusted ({reason})"
         )
     if letter not in ("G", "U") or verified.returncode != 0:
         # For SSH, U means the key is not in the allowed signers file.
@@ -84,8 +84,8 @@ def verify_revision(
             "key-not-allowed",
             fingerprint,
             signer,
-            f"revision {short} is signed by {fingerprint or 'an unknown key'}, "
-            "which is not an allowed signer",
+            f"revision {short} is not trusted (key-not-allowed): signed by "
+            f"{fingerprint or 'an unknown key'}, which is not an allowed signer",
         )
     if allowed_keys and not ({fingerprint, primary} & set(allowed_keys)):
         return Verification(
@@ -93,6 +93,7 @@ def verify_revision(
             "key-not-allowed",
             fingerprint,
             signer,
-            f"revision {short} is signed by {fingerprint}, not one of the allowed signing keys",
+            f"revision {short} is not trusted (key-not-allowed): signed by {fingerprint}, "
+            "not one of the allowed signing keys",
         )
     return Verification(True, "trusted", fingerprint, signer, "")
