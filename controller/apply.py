@@ -22,13 +22,13 @@ from typing import Any, Literal
 import structlog
 
 from controller import metrics
-from controller.batch import BatchApi, BatchError, OutcomeUnknown, Rejected
+from controller.batch import BatchApi, BatchError, OutcomeUnknown, Registered, Rejected
 from controller.desired import DesiredState, JobKey
 from controller.jobstatus import ACTIVE_STATUSES, QUEUED_STATUSES
 from controller.ledger import Ledger
 from controller.plan import Action, Plan
 from controller.records import Provenance
-from controller.tags import is_managed, ownership_tags
+from controller.tags import SPEC_HASH_TAG, is_managed, ownership_tags
 
 log = structlog.get_logger(__name__)
 
@@ -145,7 +145,9 @@ class Applier:
             ),
         }
         try:
-            registered = self.api.register_job_definition(request)
+            registered = self._registered_earlier(want.name, want.spec_hash)
+            if registered is None:
+                registered = self.api.register_job_definition(request)
         except BatchError as exc:
             self._failed_definitions.add(want.name)
             return ActionResult(action, "failed", message=str(exc))
@@ -160,6 +162,25 @@ class Applier:
         )
         return ActionResult(
             action, "ok", aws_id=registered.arn, message=f"revision {registered.revision}"
+        )
+
+    def _registered_earlier(self, name: str, spec_hash: str) -> Registered | None:
+        """The newest ACTIVE revision, if we registered it with this spec hash already.
+
+        A crash or a lost reply after RegisterJobDefinition leaves a revision in AWS that
+        the ledger does not know; adopting it keeps one revision per spec. Only the newest
+        revision counts: adopting an older one would leave a newer one as "current".
+        """
+        revisions = self.api.describe_job_definitions(name=name, status="ACTIVE")
+        if not revisions:
+            return None
+        newest = max(revisions, key=lambda d: int(d.get("revision", 0)))
+        tags = newest.get("tags") or {}
+        if not is_managed(tags, self.controller_id) or tags.get(SPEC_HASH_TAG) != spec_hash:
+            return None
+        log.info("definition_adopted", definition=name, arn=newest["jobDefinitionArn"])
+        return Registered(
+            newest["jobDefinitionArn"], newest["jobDefinitionName"], int(newest["revision"])
         )
 
     def _deregister_all(self, actions: list[Action]) -> None:
@@ -247,7 +268,8 @@ class Applier:
     def _submit_waves(self, actions: list[Action], desired: DesiredState) -> None:
         pending = {a.job.key: a for a in actions if a.job is not None}
         upstream = {key: a.job.upstream for key, a in pending.items() if a.job is not None}
-        current = self.ledger.current_jobs()
+        # Only read for upstream job IDs: a pass with nothing to submit skips the read.
+        current = self.ledger.current_jobs() if pending else {}
         while pending:
             wave = [
                 a

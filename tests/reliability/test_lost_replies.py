@@ -1,0 +1,108 @@
+"""A SubmitJob that AWS carried out but whose reply never arrived: the connection
+died after the server processed it, or the server answered 5xx after accepting
+it. The controller must call the outcome unknown, never resubmit blindly, settle
+it by its submission tag on the next pass, and end with one job per manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller import demo_backend
+from controller.settings import Settings
+from tests.conftest import Controller, GitRepo, make_controller
+from tests.reliability.conftest import managed_jobs, write_jobs
+from tests.support.fault_proxy import Fault, FaultProxy
+
+JOBS = 40
+
+
+@pytest.fixture
+def proxied(
+    proxy: FaultProxy, repo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Controller:
+    """An in-process controller whose boto3 talks to AWS through the fault proxy."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BATCH", proxy.endpoint)
+    settings = Settings(
+        repo=str(repo.path),
+        state=tmp_path / "ledger.sqlite",
+        workdir=tmp_path / "cache",
+        rate_limit=1000,
+    )
+    return make_controller(settings)
+
+
+@pytest.mark.parametrize("fault", ["drop-after", "5xx-after"])
+def test_lost_submit_replies_are_settled_by_tag_not_resubmitted(
+    fault: Fault,
+    moto: demo_backend.MotoBatch,
+    proxy: FaultProxy,
+    proxied: Controller,
+    repo: GitRepo,
+    batch: Any,
+    report: Any,
+) -> None:
+    """Every 4th SubmitJob reaches moto but its reply is lost: pass 1 reports those
+    actions "unknown"; pass 2 adopts them by tag without another SubmitJob; AWS
+    ends with exactly one job per manifest and the proxy saw exactly one
+    SubmitJob per manifest reach AWS."""
+    expected = write_jobs(repo, JOBS)
+    repo.commit("jobs")
+    proxy.rule = lambda op, n: fault if op == "SubmitJob" and n % 4 == 1 else None
+
+    first = proxied.reconcile()
+    unknown = [r for r in first.results if r.result == "unknown"]
+    assert first.result == "degraded"
+    assert len(unknown) == JOBS // 4
+    assert all("will settle by tag" in r.message for r in unknown)
+    assert len(proxied.ledger.open_intents()) == JOBS // 4
+
+    proxy.rule = None
+    second = proxied.reconcile()
+    assert second.settled is not None and second.settled.adopted == JOBS // 4
+    assert second.settled.lost == 0
+    assert [r for r in second.results if r.action.action == "submit"] == []
+    assert second.result == "ok"
+    assert proxied.ledger.open_intents() == []
+
+    found = managed_jobs(batch)
+    report(
+        f"fault={fault} injected={proxy.faults()[fault]} unknown after pass 1={len(unknown)} "
+        f"adopted in pass 2={second.settled.adopted} SubmitJob reaching AWS="
+        f"{proxy.reached_aws('SubmitJob')} jobs expected={len(expected)} "
+        f"found={sum(found.values())}"
+    )
+    assert proxy.reached_aws("SubmitJob") == JOBS
+    assert set(found) == expected and set(found.values()) == {1}
+    # The ledger knows the real job ID of every adopted submission.
+    ids = {r.job_id for r in proxied.ledger.current_jobs().values()}
+    assert len(ids) == JOBS and None not in ids
+
+
+def test_submit_refused_before_aws_is_resubmitted_once(
+    moto: demo_backend.MotoBatch,
+    proxy: FaultProxy,
+    proxied: Controller,
+    repo: GitRepo,
+    batch: Any,
+    report: Any,
+) -> None:
+    """A reset or 5xx that happened *before* AWS saw the SubmitJob is also unknown
+    to the controller; settling finds no job with the token, marks the intent lost
+    and the next pass submits it once: still exactly one job per manifest."""
+    expected = write_jobs(repo, 12)
+    repo.commit("jobs")
+    kinds: list[Fault] = ["reset", "5xx"]
+    proxy.rule = lambda op, n: kinds[n % 2] if op == "SubmitJob" and n % 3 == 0 else None
+    first = proxied.reconcile()
+    assert sum(r.result == "unknown" for r in first.results) == 4
+    proxy.rule = None
+    second = proxied.reconcile()
+    assert second.settled is not None and (second.settled.adopted, second.settled.lost) == (0, 4)
+    assert sorted(r.action.reason for r in second.results) == ["retry"] * 4
+    assert proxied.reconcile().results == []
+    found = managed_jobs(batch)
+    report(f"refused before AWS={proxy.faults()} jobs expected={len(expected)} found={len(found)}")
+    assert set(found) == expected and set(found.values()) == {1}
