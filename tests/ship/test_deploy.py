@@ -244,7 +244,10 @@ def test_deployment_is_a_safe_singleton(rendered: list[dict[str, Any]]) -> None:
         for e in container["env"]
         if "secretKeyRef" in e.get("valueFrom", {})
     }
-    assert "batch-gitops-git" in secrets
+    assert {"batch-gitops-git", "batch-gitops-webhook"} <= secrets
+    assert env["BATCH_GITOPS_WEBHOOK_SECRET_FILE"]["value"].startswith(
+        next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "webhook-secret")
+    )
 
 
 def test_prometheusrule_is_generated_from_alerts() -> None:

@@ -1,0 +1,123 @@
+"""The README cannot drift from the code: the configuration reference is the
+current output of ``config-reference``; every ``batch-gitops`` command and flag
+shown in a code block exists; every envelope option is documented; every
+repository file and in-page anchor it links to exists; the quick start's two
+commands are unchanged."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from controller.cli import main
+from controller.manifests import DefinitionOptions, JobOptions, ScheduleOptions
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+QUICK_START = [
+    "python3 -m venv .venv && .venv/bin/pip install -e '.[demo]' && .venv/bin/batch-gitops demo",
+    "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest",
+]
+
+
+def _code_lines() -> list[str]:
+    """Lines of fenced code blocks, shell continuations joined."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", README, flags=re.S)
+    text = "\n".join(blocks).replace("\\\n", " ")
+    return [line.strip() for line in text.splitlines()]
+
+
+def _section(title: str) -> str:
+    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, flags=re.S | re.M)
+    assert match, f"README has no '## {title}' section"
+    return match.group(1)
+
+
+def test_config_reference_is_current() -> None:
+    """`batch-gitops config-reference --check README.md` passes: every setting (env var,
+    flag, default, description) and every command flag matches the code."""
+    result = subprocess.run(
+        [sys.executable, "-m", "controller", "config-reference", "--check", "README.md"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_config_reference_names_every_setting() -> None:
+    """Belt and braces: each BATCH_GITOPS_* variable of Settings appears in the README."""
+    from controller.settings import Settings
+
+    missing = [
+        f"BATCH_GITOPS_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`BATCH_GITOPS_{name.upper()}`" not in README
+    ]
+    assert missing == []
+
+
+def test_every_command_in_the_readme_exists() -> None:
+    """Each `batch-gitops <command>` in the README's prose or code is listed by
+    `batch-gitops --help`, and each --flag on a code line exists on that command."""
+    ctx = click.Context(main)
+    commands = set(main.list_commands(ctx))
+    mentioned = set(re.findall(r"batch-gitops ([a-z][a-z-]+)", README))
+    help_text = subprocess.run(
+        [sys.executable, "-m", "controller", "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
+    unknown = sorted(name for name in mentioned if name not in commands)
+    assert unknown == [], f"README mentions commands that do not exist: {unknown}"
+    for name in mentioned:
+        assert re.search(rf"^\s+{re.escape(name)}\b", help_text, flags=re.M), name
+    checked = 0
+    for line in _code_lines():
+        match = re.match(r"(?:\.venv/bin/)?batch-gitops ([a-z-]+)(.*)", line)
+        if not match or match.group(1) not in commands:
+            continue
+        command = main.get_command(ctx, match.group(1))
+        assert command is not None
+        known = {
+            o
+            for p in command.params
+            for o in getattr(p, "opts", []) + getattr(p, "secondary_opts", [])
+        } | {"--help"}
+        for flag in re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", match.group(2).split("#")[0]):
+            assert flag in known, f"`{line}`: {match.group(1)} has no {flag}"
+            checked += 1
+    assert checked >= 5
+
+
+def test_every_envelope_option_is_documented() -> None:
+    """Every option of the envelope models (by its YAML name) is in the manifest reference."""
+    section = _section("Manifest reference")
+    for model in (JobOptions, DefinitionOptions, ScheduleOptions):
+        for name, info in model.model_fields.items():
+            assert f"`{info.alias or name}`" in section, f"{model.__name__}.{info.alias or name}"
+
+
+def test_links_resolve() -> None:
+    """Relative links point at files in the repository; #anchors at headings."""
+    anchors = {
+        re.sub(r"[^\w\- ]", "", heading.lower()).strip().replace(" ", "-")
+        for heading in re.findall(r"^#+ (.+)$", README, flags=re.M)
+    }
+    for target in re.findall(r"\]\(([^)]+)\)", README):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        if target.startswith("#"):
+            assert target[1:] in anchors, target
+        else:
+            assert (ROOT / target.split("#")[0]).exists(), target
+
+
+@pytest.mark.parametrize("command", QUICK_START)
+def test_quick_start_commands_are_unchanged(command: str) -> None:
+    """The two quick-start commands stay exactly as CI runs them."""
+    assert command in README
