@@ -14,11 +14,10 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from controller import __version__
 from controller.cli_common import OUTPUT, build_settings, open_runtime, source_options
-from controller.render import jobs_table, print_pass
+from controller.render import print_pass
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -159,66 +158,6 @@ def run(**flags: Any) -> None:
 
 
 @main.command()
-@click.option("--state", type=click.Path(path_type=Path), help="Ledger file.")
-@click.option("--offline", is_flag=True, help="Show the ledger's last known statuses only.")
-@click.option("--all", "show_all", is_flag=True, help="Include removed manifests' jobs.")
-@OUTPUT
-def status(state: Path | None, offline: bool, show_all: bool, output: str) -> None:
-    """Managed definitions and jobs, their AWS state and the commit that created them."""
-    from controller.observe import refresh_statuses
-
-    settings = build_settings(state=state)
-    api, ledger = open_runtime(settings)
-    if not offline:
-        refresh_statuses(api, ledger)
-    jobs = [r for r in ledger.current_jobs().values() if show_all or not r.retired]
-    jobs.sort(key=lambda r: (r.queue, r.name))
-    definitions = [d for revisions in ledger.active_definitions().values() for d in revisions]
-    if output == "json":
-        click.echo(
-            json.dumps(
-                {
-                    "jobs": [
-                        {
-                            "queue": r.queue,
-                            "name": r.name,
-                            "job_id": r.job_id,
-                            "state": r.state,
-                            "status": r.status,
-                            "status_reason": r.status_reason,
-                            "array": r.array_summary,
-                            "manifest": r.manifest,
-                            "revision": r.revision,
-                            "author": r.author,
-                            "removed": r.retired,
-                        }
-                        for r in jobs
-                    ],
-                    "definitions": [
-                        {
-                            "name": d.name,
-                            "revision": d.revision,
-                            "arn": d.arn,
-                            "manifest": d.manifest,
-                            "commit": d.commit_sha,
-                            "author": d.author,
-                        }
-                        for d in definitions
-                    ],
-                },
-                indent=2,
-            )
-        )
-        return
-    console = Console()
-    console.print(jobs_table(jobs))
-    table = Table("definition", "revision", "manifest", "commit", title="Job definitions")
-    for d in definitions:
-        table.add_row(d.name, str(d.revision), d.manifest, d.commit_sha[:12])
-    console.print(table)
-
-
-@main.command()
 @click.option("--once", is_flag=True, help="Converge once and exit 0 (for scripts and CI).")
 @click.option(
     "--manifests",
@@ -243,3 +182,12 @@ from controller.cli_ship import config_reference_command, init, schema  # noqa: 
 main.add_command(schema)
 main.add_command(init)
 main.add_command(config_reference_command)
+from controller.cli_history import history  # noqa: E402
+
+main.add_command(history)
+from controller.cli_status import status  # noqa: E402
+
+main.add_command(status)
+from controller.cli_retention import ledger_group  # noqa: E402
+
+main.add_command(ledger_group)
