@@ -19,6 +19,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from controller.batch import BatchApi
 from controller.ledger import Ledger
 from controller.reconcile import ManifestCache, PassResult, make_source, run_pass
+from controller.retention import prune_if_due
+from controller.schedule import sync_cron_triggers
 from controller.server import Health, make_app, serve
 from controller.settings import Settings
 from controller.webhook import webhook_routes
@@ -48,6 +50,9 @@ class Daemon:
         self.health.update(
             result=outcome.result, revision=outcome.revision, message=outcome.message
         )
+        if outcome.desired is not None:  # a cron trigger per schedule starts a pass at its tick
+            sync_cron_triggers(self.scheduler, outcome.desired.schedules, self.trigger)
+        prune_if_due(self.ledger, self.settings.ledger_retention_days)
         return outcome
 
     def trigger(self) -> None:

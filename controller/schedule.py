@@ -37,6 +37,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from controller.jobstatus import TERMINAL_STATUSES
+
 if TYPE_CHECKING:  # runtime imports would be circular: manifests imports this module
     from controller.desired import DesiredJob, DesiredState, JobKey
     from controller.ledger import Ledger
@@ -53,6 +55,8 @@ _MAX_STEPS = 100_000
 TRIGGER_PREFIX = "schedule:"
 
 TickOutcome = Literal["run", "skipped"]
+# A run that can never change again (plan.FORGOTTEN: AWS forgot it; plan imports this module).
+FINISHED_STATUSES = (*TERMINAL_STATUSES, "FORGOTTEN")
 
 
 class ScheduleOptions(BaseModel):
@@ -240,6 +244,26 @@ def tick_rows(ledger: Ledger, queue: str | None = None, name: str | None = None)
     return [TickRow(**dict(r)) for r in rows]
 
 
+def open_ticks(ledger: Ledger, queue: str, name: str) -> list[float]:
+    """Run ticks of a schedule whose run is not over (no record yet, intent, active, rejected).
+
+    Finished runs drop out of the desired state: the planner only retires them
+    (bookkeeping), so they can never be re-run or stopped, and the desired state
+    stays as small as the number of runs in flight.
+    """
+    ensure_tables(ledger)
+    marks = ",".join("?" * len(FINISHED_STATUSES))
+    with ledger.lock:
+        rows = ledger.db.execute(
+            "SELECT t.tick FROM schedule_ticks t LEFT JOIN jobs j ON j.queue=t.queue "
+            "AND j.name=t.job_name AND j.is_current=1 "
+            "WHERE t.queue=? AND t.name=? AND t.outcome='run' AND (j.token IS NULL OR "
+            f"NOT (j.state='submitted' AND j.status IN ({marks}))) ORDER BY t.tick",
+            (queue, name, *FINISHED_STATUSES),
+        ).fetchall()
+    return [float(row[0]) for row in rows]
+
+
 def _record(
     db: sqlite3.Connection,
     key: JobKey,
@@ -287,9 +311,9 @@ def expand_schedules(
     Writes the tick decisions to the ledger first (``record``; a dry run only
     computes), so the decision survives a crash before SubmitJob: the tick
     stays desired and is submitted by the next pass, never decided twice.
-    Every earlier run tick of a schedule still in git stays desired with the
-    spec hash it was submitted with, so an edit to the template applies from
-    the next tick on and never re-runs or stops past ticks. Removing the
+    Every earlier tick whose run is not over stays desired with the spec hash
+    it was submitted with, so an edit to the template applies from the next
+    tick on and never re-runs or stops past ticks; finished ones are retired. Removing the
     schedule or the manifest makes its ticks undesired: finished runs are left
     alone, active ones are stopped like any removed job (unless ``prune: false``).
     """
@@ -354,7 +378,7 @@ def expand_schedules(
         if record:
             with ledger.transaction() as db:
                 _record(db, key, template, schedule, since, decision, decided_at)
-        ticks = [t.tick for t in tick_rows(ledger, *key) if t.outcome == "run"]
+        ticks = open_ticks(ledger, *key)
         if not record and decision.tick is not None and decision.outcome == "run":
             ticks.append(decision.tick.timestamp())  # a dry run shows the tick it would run
         for tick in sorted(set(ticks)):

@@ -7,10 +7,12 @@ milliseconds instead of minutes.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from controller import demo_backend
 from controller.schedule import tick_rows
 from tests.conftest import Controller, GitRepo, WriteCounter, make_controller
 
@@ -20,6 +22,13 @@ DEFINITION = {
     "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
 }
 T0 = datetime(2026, 11, 25, 2, 0, 30, tzinfo=UTC)
+
+
+def wait_status(job_id: str, status: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while demo_backend.job_status(job_id) != status:
+        assert time.monotonic() < deadline, f"{job_id} never reached {status}"
+        time.sleep(0.05)
 
 
 def scheduled(catch_up: bool = True, cron: str = "* * * * *") -> dict[str, Any]:
@@ -109,9 +118,7 @@ def test_missed_tick_is_skipped_without_catch_up(
     assert [r for r in skipped.results if r.action.action == "submit"] == []
     ctl = ctl.restart()
     ctl.reconcile(now=at(4, 2))
-    assert aws_job_names(batch) == Counter(
-        {"report-20261125T0201Z": 1, "report-20261125T0204Z": 1}
-    )
+    assert aws_job_names(batch) == Counter({"report-20261125T0201Z": 1, "report-20261125T0204Z": 1})
     assert [(t.job_name, t.outcome) for t in tick_rows(ctl.ledger)] == [
         ("report-20261125T0201Z", "run"),
         ("report-20261125T0203Z", "skipped"),
@@ -174,3 +181,27 @@ def test_dry_run_shows_the_due_tick_without_recording_it(
     assert tick_rows(controller.ledger) == []
     controller.reconcile(now=at(1, 6))
     assert aws_job_names(batch) == Counter({"report-20261125T0201Z": 1})
+
+
+def test_a_running_tick_is_left_running_by_the_next_tick_and_stopped_on_removal(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """Runs overlap: the next tick submits a new job and leaves the running one alone;
+    removing the manifest then stops the active runs like any removed job."""
+    demo_backend.set_mode("hold", step=0.05)
+    setup(repo, catch_up=True)
+    controller.reconcile(now=T0)
+    controller.reconcile(now=at(1, 5))
+    first = controller.ledger.current_jobs()[("test-queue", "report-20261125T0201Z")].job_id
+    assert first
+    wait_status(first, "RUNNING")
+    counter = WriteCounter(controller.api)
+    controller.reconcile(now=at(2, 5))
+    assert counter.writes == ["SubmitJob"]
+    assert demo_backend.job_status(first) == "RUNNING"
+    repo.remove("jobs/report.yaml")
+    repo.commit("no more reports")
+    result = controller.reconcile(now=at(2, 30))
+    stopped = sorted((r.action.name, r.result) for r in result.results if r.action.is_prune)
+    assert [name for name, _ in stopped] == ["report-20261125T0201Z", "report-20261125T0202Z"]
+    assert batch.describe_jobs(jobs=[first])["jobs"][0]["status"] == "FAILED"

@@ -1,0 +1,142 @@
+"""Pruning of old ledger records, without ever causing a resubmit.
+
+AWS forgets a finished job after about a week; the ledger keeps it (that is
+what stops a finished job from running twice). This module lets history be
+bounded: records older than a cutoff are deleted, except anything that still
+matters to the planner.
+
+Never deleted, whatever their age:
+
+* a run that is not over (intent, SUBMITTED ... RUNNING, or a status never read);
+* the current run of a job whose manifest is still in git (``retired=0``):
+  without it the planner would see the job as new and submit it again;
+* the tick of a schedule whose run is not over, and every ACTIVE definition.
+
+Deleted when older than the cutoff (by last update):
+
+* superseded runs (``is_current=0``) and rejected/lost submissions that are over;
+* the current run of a removed manifest (``retired=1``) once over — restoring
+  that manifest after this runs it again, as for a job never seen;
+* finished or skipped schedule ticks and their runs (past ticks are never
+  decided again: the schedule's ``last_tick`` is kept);
+* INACTIVE (deregistered) definitions, audit ``actions`` and ``passes``.
+
+Called by ``batch-gitops ledger prune`` and, when ``ledger_retention_days`` is
+set, by the daemon at most once an hour.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import asdict, dataclass
+
+import structlog
+
+from controller.ledger import Ledger
+from controller.schedule import FINISHED_STATUSES, ensure_tables
+
+log = structlog.get_logger(__name__)
+
+DAY = 86_400.0
+# The daemon prunes at most this often: a DELETE per pass would be wasted work.
+PRUNE_EVERY = 3_600.0
+LAST_PRUNE_META = "last_prune_at"
+
+
+class _DryRun(Exception):
+    """Raised inside the transaction of a dry run to roll it back."""
+
+
+@dataclass
+class PruneResult:
+    jobs: int = 0
+    ticks: int = 0
+    definitions: int = 0
+    actions: int = 0
+    passes: int = 0
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return asdict(self)
+
+
+def _over(alias: str = "") -> str:
+    """SQL: this job record can never change again."""
+    prefix = f"{alias}." if alias else ""
+    marks = ",".join(f"'{status}'" for status in FINISHED_STATUSES)
+    return (
+        f"({prefix}state IN ('rejected','lost') OR "
+        f"({prefix}state='submitted' AND {prefix}status IN ({marks})))"
+    )
+
+
+def prune_ledger(
+    ledger: Ledger, *, older_than: float, now: float | None = None, dry_run: bool = False
+) -> PruneResult:
+    """Delete records last updated more than ``older_than`` seconds ago (see module doc)."""
+    if older_than <= 0:
+        raise ValueError("older_than must be positive")
+    cutoff = (now if now is not None else time.time()) - older_than
+    ensure_tables(ledger)
+    result = PruneResult(dry_run=dry_run)
+    try:
+        with ledger.transaction() as db:
+            # Ticks first: a tick leaves the desired state with its row, so its run may go too.
+            ticks = db.execute(
+                "SELECT t.queue, t.name, t.tick, t.job_name FROM schedule_ticks t "
+                "LEFT JOIN jobs j ON j.queue=t.queue AND j.name=t.job_name AND j.is_current=1 "
+                "WHERE t.tick < ? AND t.decided_at < ? AND (t.outcome='skipped' OR "
+                f"(j.token IS NOT NULL AND {_over('j')} AND j.updated_at < ?))",
+                (cutoff, cutoff, cutoff),
+            ).fetchall()
+            tick_jobs = {(row["queue"], row["job_name"]) for row in ticks if row["job_name"]}
+            result.ticks = len(ticks)
+            db.executemany(
+                "DELETE FROM schedule_ticks WHERE queue=? AND name=? AND tick=?",
+                [(row["queue"], row["name"], row["tick"]) for row in ticks],
+            )
+            doomed = db.execute(
+                f"SELECT token, queue, name, is_current, retired FROM jobs WHERE {_over()} "
+                "AND updated_at < ?",
+                (cutoff,),
+            ).fetchall()
+            tokens = [
+                row["token"]
+                for row in doomed
+                if not row["is_current"]
+                or row["retired"]
+                or (row["queue"], row["name"]) in tick_jobs
+            ]
+            result.jobs = len(tokens)
+            db.executemany("DELETE FROM jobs WHERE token=?", [(token,) for token in tokens])
+            result.definitions = db.execute(
+                "DELETE FROM definitions WHERE status='INACTIVE' AND updated_at < ?", (cutoff,)
+            ).rowcount
+            result.actions = db.execute("DELETE FROM actions WHERE at < ?", (cutoff,)).rowcount
+            result.passes = db.execute(
+                "DELETE FROM passes WHERE finished_at IS NOT NULL AND finished_at < ?", (cutoff,)
+            ).rowcount
+            if dry_run:
+                # Same statements, same counts, nothing kept: leaving the transaction by an
+                # exception rolls it back.
+                raise _DryRun
+    except _DryRun:
+        return result
+    log.info("ledger_pruned", **result.as_dict(), older_than_days=round(older_than / DAY, 3))
+    return result
+
+
+def prune_if_due(ledger: Ledger, retention_days: float, now: float | None = None) -> None:
+    """The daemon's hook: prune with the configured retention, at most once an hour."""
+    if retention_days <= 0:
+        return
+    now = now if now is not None else time.time()
+    last = float(ledger.get_meta(LAST_PRUNE_META) or 0)
+    if now - last < PRUNE_EVERY:
+        return
+    try:
+        prune_ledger(ledger, older_than=retention_days * DAY, now=now)
+    except sqlite3.Error:  # the next pass still runs; pruning waits for the next hour
+        log.exception("ledger_prune_failed")
+    ledger.set_meta(LAST_PRUNE_META, str(now))
