@@ -78,7 +78,7 @@ class Daemon:
 
 @contextmanager
 def run_daemon(
-    repo: Path, tmp_path: Path, env: dict[str, str] | None = None, interval: str = "1s"
+    repo: Path | str, tmp_path: Path, env: dict[str, str] | None = None, interval: str = "1s"
 ) -> Iterator[Daemon]:
     log_path = tmp_path / "daemon.log"
     environment = {
