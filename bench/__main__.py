@@ -1,0 +1,189 @@
+"""``python -m bench``: every measure of issue 6, side by side, against one moto endpoint.
+
+    .venv/bin/python -m bench            # the full sizes of the issue (a few minutes)
+    .venv/bin/python -m bench --quick    # small sizes (about a minute), same code
+    .venv/bin/python -m bench --only sync,cli --jobs 500
+
+Exit status 0 when every target with a threshold is met, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import (
+    cli_vs_controller,
+    endpoint,
+    git_server,
+    initial_sync,
+    machine,
+    poll_cost,
+    report,
+    runtime,
+    unchanged_pass,
+    webhook_latency,
+)
+
+SCENARIOS = ("sync", "cli", "unchanged", "memory", "webhook", "poll")
+
+
+@dataclass
+class Sizes:
+    jobs: int = 1000  # initial sync
+    cli_jobs: int = 200  # aws cli vs controller
+    manifests: int = 10_000  # unchanged pass and daemon memory
+    active: int = 1000
+    commits: int = 20  # webhook rounds
+    webhook_manifests: int = 1000
+    poll_manifests: int = 100
+    repeats: int = 2  # initial sync: best of
+    default_limit: bool = True  # also run the CLI scenario at the default rate limit
+
+
+QUICK = Sizes(
+    jobs=200,
+    cli_jobs=20,
+    manifests=1000,
+    active=100,
+    commits=5,
+    webhook_manifests=100,
+    poll_manifests=20,
+    repeats=1,
+)
+
+
+def run(
+    sizes: Sizes,
+    workdir: Path,
+    only: tuple[str, ...] = SCENARIOS,
+    progress: Callable[[str], None] = lambda _: None,
+) -> list[report.Row]:
+    """Run the chosen scenarios; every one gets its own directory under ``workdir``."""
+    runtime.log_to(workdir / "controller.log")
+    rows: list[report.Row] = []
+    moto = endpoint.start()
+    server = git_server.start(workdir / "git") if {"webhook", "poll"} & set(only) else None
+    try:
+        if "sync" in only:
+            progress(f"initial sync of {sizes.jobs} jobs (best of {sizes.repeats})")
+            rows += report.initial_sync(
+                initial_sync.measure(moto, workdir / "sync", sizes.jobs, repeats=sizes.repeats)
+            )
+        if "cli" in only:
+            progress(f"aws cli vs controller, {sizes.cli_jobs} jobs")
+            rows += report.cli_vs_controller(
+                cli_vs_controller.measure(
+                    moto, workdir / "cli", sizes.cli_jobs, default_limit=sizes.default_limit
+                )
+            )
+        if {"unchanged", "memory"} & set(only):
+            progress(f"unchanged pass, {sizes.manifests} manifests, {sizes.active} active")
+            unchanged, big = unchanged_pass.measure(
+                moto, workdir / "unchanged", sizes.manifests, sizes.active
+            )
+            if "unchanged" in only:
+                rows += report.unchanged_pass(unchanged)
+            if "memory" in only:
+                progress("daemon memory")
+                rows += report.daemon_memory(
+                    unchanged_pass.daemon_memory(moto, big, workdir / "unchanged")
+                )
+        if "webhook" in only:
+            assert server is not None
+            progress(f"webhook latency, {sizes.commits} commits")
+            moto.fresh()
+            rows += report.webhook_latency(
+                webhook_latency.measure(
+                    server, workdir / "webhook", sizes.webhook_manifests, sizes.commits
+                )
+            )
+        if "poll" in only:
+            assert server is not None
+            progress("poll of an unchanged remote")
+            moto.fresh()
+            rows += report.poll_cost(
+                poll_cost.measure(server, workdir / "poll", sizes.poll_manifests)
+            )
+    finally:
+        if server is not None:
+            server.stop()
+        moto.stop()
+    return rows
+
+
+def table(rows: list[report.Row]) -> Table:
+    out = Table(title="batch-gitops benchmark", show_lines=False)
+    out.add_column("measure")
+    out.add_column("value")
+    out.add_column("target")
+    out.add_column("verdict")
+    for row in rows:
+        style = {True: "green", False: "bold red", None: ""}[row.met]
+        out.add_row(row.measure, row.value, row.target, row.verdict, style=style)
+    return out
+
+
+def markdown(rows: list[report.Row]) -> str:
+    lines = ["| measure | value | target | verdict |", "|---|---|---|---|"]
+    lines += [f"| {r.measure} | {r.value} | {r.target} | {r.verdict} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, same code")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="comma-separated scenarios")
+    parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    parser.add_argument("--workdir", type=Path, help="keep repositories, ledgers and logs here")
+    for name, default in vars(Sizes()).items():
+        if isinstance(default, bool):
+            continue
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None)
+    parser.add_argument(
+        "--no-default-limit",
+        action="store_true",
+        help="skip the CLI scenario's run at the default rate limit",
+    )
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else Sizes()
+    overrides = {
+        name: getattr(args, name)
+        for name in vars(sizes)
+        if getattr(args, name, None) is not None and not isinstance(getattr(sizes, name), bool)
+    }
+    sizes = Sizes(**{**vars(sizes), **overrides, "default_limit": not args.no_default_limit})
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    unknown = set(only) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s) {sorted(unknown)}; choose from {', '.join(SCENARIOS)}")
+
+    console = Console(stderr=True)
+    started = time.perf_counter()
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{time.perf_counter() - started:6.1f}s[/] {message}")
+
+    with tempfile.TemporaryDirectory(prefix="batch-gitops-bench-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        rows = run(sizes, workdir, only, progress)
+    out = Console()
+    out.print(table(rows))
+    out.print(f"machine: {machine.describe()}")
+    out.print(f"total benchmark time: {time.perf_counter() - started:.0f} s")
+    if args.markdown:
+        print(markdown(rows))
+    return 0 if all(row.met is not False for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
