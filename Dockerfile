@@ -43,5 +43,5 @@ WORKDIR /var/lib/batch-gitops
 VOLUME ["/var/lib/batch-gitops", "/var/cache/batch-gitops"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
+    CMD ["python", "-m", "controller.healthcheck"]
 ENTRYPOINT ["batch-gitops", "run"]

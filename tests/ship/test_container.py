@@ -5,6 +5,7 @@ files its builder stage copies, with the console script its ENTRYPOINT runs."""
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 import re
 import shutil
@@ -16,8 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from controller.server import Health, make_app, serve
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
+HEALTHCHECK = ["python", "-m", "controller.healthcheck"]
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -76,7 +80,7 @@ def test_image_shape() -> None:
     for compiler in ("gcc", "g++", "build-essential", "clang", "make "):
         assert compiler not in final_text, compiler
     healthcheck = [v for k, v in final if k == "HEALTHCHECK"]
-    assert healthcheck and "/healthz" in healthcheck[0] and "python" in healthcheck[0]
+    assert healthcheck and healthcheck[0].endswith(f"CMD {json.dumps(HEALTHCHECK)}")
     assert "curl" not in final_text and "wget" not in final_text
     entrypoint = [v for k, v in final if k == "ENTRYPOINT"]
     assert entrypoint == ['["batch-gitops", "run"]']
@@ -142,3 +146,23 @@ def test_installed_wheel_is_the_project_wheel(tmp_path: Path) -> None:
     assert "controller/cli.py" in names and "controller/py.typed" in names
     templates = [n for n in names if n.startswith("controller/templates/")]
     assert templates, "the init templates are missing from the wheel (package-data)"
+
+
+def test_healthcheck_command_against_a_live_server() -> None:
+    """The HEALTHCHECK command, run as the image runs it (BATCH_GITOPS_LISTEN on a
+    wildcard address), exits 0 while the controller's HTTP server answers /healthz
+    and 1 once it is gone."""
+    server = serve("127.0.0.1:0", make_app(Health()))
+    env = {**os.environ, "BATCH_GITOPS_LISTEN": f"0.0.0.0:{server.server_port}"}
+    try:
+        alive = subprocess.run(
+            [sys.executable, *HEALTHCHECK[1:]], env=env, capture_output=True, timeout=30
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert alive.returncode == 0, alive.stderr
+    gone = subprocess.run(
+        [sys.executable, *HEALTHCHECK[1:]], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert gone.returncode == 1 and "unhealthy" in gone.stderr

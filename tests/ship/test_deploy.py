@@ -280,7 +280,7 @@ def test_ecs_task_definition_is_a_valid_request() -> None:
     problems = list(validate_request(document, shape))
     assert problems == []
     container = document["containerDefinitions"][0]
-    assert "/healthz" in " ".join(container["healthCheck"]["command"])
+    assert container["healthCheck"]["command"] == ["CMD", "python", "-m", "controller.healthcheck"]
     assert container["readonlyRootFilesystem"] is True
     assert not container["user"].startswith(("0", "root"))
     assert document["requiresCompatibilities"] == ["FARGATE"]
