@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +18,15 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from controller.batch import BatchApi
+from controller.desired import DesiredState
+from controller.lease import LeaseError, LeaseKeeper, guard_writes, make_lease
 from controller.ledger import Ledger
 from controller.reconcile import ManifestCache, PassResult, make_source, run_pass
 from controller.retention import prune_if_due
 from controller.schedule import sync_cron_triggers
 from controller.server import Health, make_app, serve
 from controller.settings import Settings
+from controller.takeover import catch_up
 from controller.webhook import webhook_routes
 
 log = structlog.get_logger(__name__)
@@ -43,9 +47,26 @@ class Daemon:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         )
         self.server: Any = None
+        # Several replicas (lease_table set): only the lease holder runs passes, and
+        # every Batch write re-checks the lease just before it is sent.
+        self.lease = make_lease(settings)
+        self.lease_keeper: LeaseKeeper | None = None
+        self.caught_up_term = 0
+        if self.lease is not None:
+            guard_writes(api, self.lease)
 
     def run_once(self) -> PassResult:
-        outcome = run_pass(self.settings, self.source, self.api, self.ledger, cache=self.cache)
+        standby = self._standby()
+        if standby is not None:
+            return standby
+        outcome = run_pass(
+            self.settings,
+            self.source,
+            self.api,
+            self.ledger,
+            cache=self.cache,
+            before_observe=self._catch_up_if_new_term(),
+        )
         self.passes += 1
         self.health.update(
             result=outcome.result, revision=outcome.revision, message=outcome.message
@@ -54,6 +75,40 @@ class Daemon:
             sync_cron_triggers(self.scheduler, outcome.desired.schedules, self.trigger)
         prune_if_due(self.ledger, self.settings.ledger_retention_days)
         return outcome
+
+    def _standby(self) -> PassResult | None:
+        """Renew the lease right before a pass; without it, report standby and skip."""
+        if self.lease is None:
+            return None
+        try:
+            if self.lease.try_acquire():
+                return None
+            outcome = PassResult(pass_id="", result="standby")
+            outcome.message = (
+                f"standby: lease {self.lease.name!r} is held by "
+                f"{self.lease.current_holder or 'nobody yet'}"
+            )
+        except LeaseError as exc:
+            outcome = PassResult(pass_id="", result="error", message=str(exc))
+            log.error("lease_misconfigured", error=str(exc))
+        self.health.update(result=outcome.result, revision="", message=outcome.message)
+        return outcome
+
+    def _catch_up_if_new_term(self) -> Callable[[DesiredState], None] | None:
+        """On the first pass of a new lease term, adopt what the previous leader did."""
+        lease = self.lease
+        if lease is None or lease.term == self.caught_up_term:
+            return None
+        term = lease.term
+
+        def hook(desired: DesiredState) -> None:
+            done = catch_up(self.api, self.ledger, desired, self.settings.controller_id)
+            self.caught_up_term = term
+            log.info(
+                "caught_up", term=term, queues=done.queues, listed=done.listed, adopted=done.adopted
+            )
+
+        return hook
 
     def trigger(self) -> None:
         """Run a pass as soon as the one in flight (if any) ends."""
@@ -78,10 +133,17 @@ class Daemon:
             next_run_time=datetime.now().astimezone(),
         )
         self.scheduler.start()
+        if self.lease is not None:  # standby: take over as soon as the leader goes silent
+            self.lease_keeper = LeaseKeeper(self.lease, on_acquired=self.trigger)
+            self.lease_keeper.start()
 
     def stop(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
+        if self.lease_keeper is not None:
+            self.lease_keeper.stop()
+        if self.lease is not None:  # after the last pass: a standby may take over now
+            self.lease.release()
         if self.server is not None:
             self.server.shutdown()
         self.stopped.set()

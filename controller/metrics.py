@@ -183,3 +183,13 @@ WEBHOOK_REQUESTS = Counter(
     "ignored, unauthorized, replay, too-large, bad-request).",
     ["provider", "result"],
 )
+
+# --- replicas (leader election) ---
+LEADER = Gauge(
+    f"{PREFIX}_leader", "1 while this replica holds the lease (always 0 without a lease table)."
+)
+LEASE_TRANSITIONS = Counter(
+    f"{PREFIX}_lease_transitions_total",
+    "Lease changes seen by this replica, by event (acquired, lost, released).",
+    ["event"],
+)

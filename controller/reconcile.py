@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from controller import metrics
 from controller.apply import ActionResult, Applier
 from controller.batch import BatchApi
 from controller.desired import DesiredState, build_desired
+from controller.lease import LeaseLost
 from controller.ledger import Ledger
 from controller.manifests import Limits, LoadResult, Manifest, ManifestError, load_manifest
 from controller.observe import SettleResult, observe, settle_intents
@@ -148,6 +150,8 @@ def run_pass(
     *,
     dry_run: bool = False,
     cache: ManifestCache | None = None,
+    # Runs after intents are settled, before observing (a new leader catches up here).
+    before_observe: Callable[[DesiredState], None] | None = None,
     now: datetime | None = None,
 ) -> PassResult:
     """One pass. Never raises for a bad source, manifest or AWS error: it is in the result."""
@@ -157,7 +161,20 @@ def run_pass(
     if not dry_run:
         ledger.start_pass(outcome.pass_id)
     try:
-        _run(settings, source, api, ledger, outcome, cache or ManifestCache(), now)
+        _run(
+            settings,
+            source,
+            api,
+            ledger,
+            outcome,
+            cache or ManifestCache(),
+            now,
+            before_observe=before_observe,
+        )
+    except LeaseLost as exc:  # another replica leads now: stop before any more writes
+        outcome.result = "lease-lost"
+        outcome.message = str(exc)
+        log.warning("pass_aborted_lease_lost", error=str(exc))
     except Exception as exc:  # a bug must not kill the daemon; it must be loud
         outcome.result = "error"
         outcome.message = f"{type(exc).__name__}: {exc}"
@@ -177,6 +194,7 @@ def _run(
     outcome: PassResult,
     cache: ManifestCache,
     now: datetime | None = None,
+    before_observe: Callable[[DesiredState], None] | None = None,
 ) -> None:
     fetch_started = time.perf_counter()
     try:
@@ -220,6 +238,8 @@ def _run(
     outcome.desired = desired
     if not outcome.dry_run:
         outcome.settled = settle_intents(api, ledger)
+        if before_observe is not None:
+            before_observe(desired)
     observed = observe(api, ledger)
     plan = plan_actions(desired, observed, plan_options(settings))
     outcome.plan = plan

@@ -133,7 +133,26 @@ class Settings(BaseSettings):
         description="Daemon prunes finished ledger records older than this many days (0: never).",
     )
 
+    # --- replicas (controller.lease) ---
+    lease_table: str = Field(
+        "", description="DynamoDB table of the leader lease; empty: one replica, no lease."
+    )
+    lease_name: str = Field(
+        "batch-gitops", description="Lease item name; replicas sharing it elect one leader."
+    )
+    lease_seconds: float = Field(
+        15.0, gt=0, description="A silent leader is replaced after this long (renewed every 1/4)."
+    )
+    holder_id: str = Field(
+        "", description="This replica's name in the lease (default: host-pid-random)."
+    )
+
     @field_validator("interval", "fetch_timeout", "ready_after", "schedule_grace", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float:
+        return parse_duration(value)
+
+    @field_validator("lease_seconds", mode="before")
+    @classmethod
+    def _lease_duration(cls, value: object) -> float:
         return parse_duration(value)
