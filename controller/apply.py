@@ -32,7 +32,9 @@ from controller.tags import SPEC_HASH_TAG, is_managed, ownership_tags
 
 log = structlog.get_logger(__name__)
 
-Result = Literal["ok", "failed", "skipped", "unknown", "stopping"]
+# "deferred": not attempted because the pass's time budget ran out; the next pass plans
+# it again (nothing was recorded, nothing was sent).
+Result = Literal["ok", "failed", "skipped", "unknown", "stopping", "deferred"]
 VERIFY_TIMEOUT = 3.0
 
 
@@ -60,6 +62,8 @@ class Applier:
     pass_id: str
     concurrency: int = 8
     verify_timeout: float = VERIFY_TIMEOUT
+    # time.monotonic() after which no new AWS write starts (Settings.max_pass_seconds).
+    deadline: float | None = None
     results: list[ActionResult] = field(default_factory=list)
     _submitted: dict[JobKey, str] = field(default_factory=dict)
     _failed_keys: set[JobKey] = field(default_factory=set)
@@ -192,6 +196,9 @@ class Applier:
             except BatchError as exc:
                 log.warning("describe_definitions_failed", definition=name, error=str(exc))
         for action in actions:
+            if self._out_of_time():
+                self._record(self._deferred(action))
+                continue
             tags = tags_by_arn.get(action.aws_id)
             if tags is None:
                 # AWS no longer lists it (or the read failed): deregistering twice is harmless
@@ -217,7 +224,17 @@ class Applier:
         jobs = self.api.describe_jobs([job_id])
         return jobs[0] if jobs else None
 
+    def _out_of_time(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def _deferred(self, action: Action) -> ActionResult:
+        return ActionResult(
+            action, "deferred", action.aws_id, "pass time budget used up; continues next pass"
+        )
+
     def _stop(self, action: Action) -> ActionResult:
+        if self._out_of_time():
+            return self._deferred(action)
         job_id = action.aws_id
         reason = f"batch-gitops: manifest {action.reason} at {self.provenance.revision[:12]}"
         try:
@@ -271,6 +288,10 @@ class Applier:
         # Only read for upstream job IDs: a pass with nothing to submit skips the read.
         current = self.ledger.current_jobs() if pending else {}
         while pending:
+            if self._out_of_time():
+                for action in pending.values():
+                    self._record(self._deferred(action))
+                return
             wave = [
                 a
                 for key, a in sorted(pending.items())
@@ -342,6 +363,10 @@ class Applier:
     def _submit(self, action: Action, request: dict[str, Any]) -> ActionResult:
         want = action.job
         assert want is not None
+        if self._out_of_time():
+            # Before the intent: a deferred submit leaves no trace, the next pass plans it.
+            self._failed_keys.add(want.key)
+            return self._deferred(action)
         token = uuid.uuid4().hex
         request["tags"] = {
             **(want.request.get("tags") or {}),

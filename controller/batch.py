@@ -94,7 +94,10 @@ class RateLimiter:
 
     def __init__(self, per_second: float, burst: float | None = None) -> None:
         self.rate = max(per_second, 0.001)
-        self.capacity = burst if burst is not None else max(1.0, per_second / 2)
+        # A small burst (a tenth of a second's worth): any one-second window then stays
+        # within 1.1 x the rate, so a limit set just under AWS's 50/s is never exceeded
+        # by much even right after an idle spell.
+        self.capacity = burst if burst is not None else max(1.0, per_second / 10)
         self.tokens = self.capacity
         self.updated = time.monotonic()
         self.lock = threading.Lock()

@@ -40,6 +40,24 @@ class ManifestCache:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, str], Manifest | list[ManifestError]] = {}
+        # The last revision's snapshot and gated desired state (before schedules, which
+        # depend on the clock): an unchanged revision skips listing the tree, reading the
+        # blobs, the policy and build_desired — most of a pass's CPU with 10,000 files.
+        self._memo: tuple[str, Snapshot, DesiredState] | None = None
+
+    def remembered(self, revision: str, policy_from: str) -> tuple[Snapshot, DesiredState] | None:
+        """The snapshot and desired state of ``revision`` if it is the one built last."""
+        if self._memo is None:
+            return None
+        key, snapshot, desired = self._memo
+        if key != _memo_key(snapshot, revision, policy_from):
+            return None
+        return snapshot, desired
+
+    def remember(self, snapshot: Snapshot, policy_from: str, desired: DesiredState) -> None:
+        """Keep ``desired`` (treated as read-only from now on) for the next pass."""
+        key = _memo_key(snapshot, snapshot.revision, policy_from)
+        self._memo = None if key is None else (key, snapshot, desired)
 
     def load(self, snapshot: Snapshot, limits: Limits | None = None) -> LoadResult:
         result = LoadResult()
@@ -58,6 +76,16 @@ class ManifestCache:
                 result.invalid_paths.add(path)
         self._entries = fresh  # forget files that are gone: memory stays bounded
         return result
+
+
+def _memo_key(snapshot: Snapshot, revision: str, policy_from: str) -> str | None:
+    """What the gated desired state depends on: the revision, and the policy ref if any."""
+    if not policy_from:
+        return revision
+    try:  # a trusted policy ref moves on its own; an unresolvable one is never reused
+        return f"{revision}:{snapshot.repo.commit(policy_from).hexsha}"
+    except Exception:
+        return None
 
 
 def _oversized(
@@ -196,9 +224,12 @@ def _run(
     now: datetime | None = None,
     before_observe: Callable[[DesiredState], None] | None = None,
 ) -> None:
+    pass_started = time.monotonic()  # the time budget (max_pass_seconds) counts from here
     fetch_started = time.perf_counter()
     try:
-        snapshot = source.snapshot()
+        revision = source.update()
+        remembered = cache.remembered(revision, settings.policy_from)
+        snapshot = remembered[0] if remembered else source.snapshot(revision)
     except SourceError as exc:
         metrics.FETCH_ERRORS.labels(reason=exc.reason).inc()
         metrics.SOURCE_READY.set(0)
@@ -224,9 +255,13 @@ def _run(
     if refused is not None:
         outcome.result, outcome.message = refused
         return
-    desired = build_desired(
-        apply_policy(settings, snapshot, cache.load(snapshot, limits(settings)))
-    )
+    if remembered:
+        desired = remembered[1]
+    else:
+        desired = build_desired(
+            apply_policy(settings, snapshot, cache.load(snapshot, limits(settings)))
+        )
+        cache.remember(snapshot, settings.policy_from, desired)
     # Cron templates -> one desired job per due tick (ledger-recorded; the planner stays pure).
     desired = expand_schedules(
         desired,
@@ -255,13 +290,20 @@ def _run(
         controller_id=settings.controller_id,
         pass_id=outcome.pass_id,
         concurrency=settings.concurrency,
+        deadline=pass_started + settings.max_pass_seconds if settings.max_pass_seconds else None,
     )
     outcome.results = applier.apply(plan, desired)
     for key in plan.retire:
         ledger.set_retired(*key, retired=True)
     for key in plan.unretire:
         ledger.set_retired(*key, retired=False)
-    failed = any(r.result in ("failed", "unknown", "skipped") for r in outcome.results)
+    failed = any(r.result in ("failed", "unknown", "skipped", "deferred") for r in outcome.results)
+    deferred = sum(r.result == "deferred" for r in outcome.results)
+    if deferred:
+        outcome.message = (
+            f"pass time budget ({settings.max_pass_seconds:g}s) used up: {deferred} actions "
+            "continue next pass"
+        )
     if desired.errors or failed:
         outcome.result = "degraded"
 
@@ -302,10 +344,7 @@ def _finish(settings: Settings, ledger: Ledger, outcome: PassResult) -> None:
 
 
 def _update_job_gauge(ledger: Ledger) -> None:
-    counts: Counter[tuple[str, str]] = Counter()
-    for record in ledger.current_jobs().values():
-        if not record.retired and record.status:
-            counts[(record.queue, record.status)] += 1
+    counts = ledger.job_status_counts()
     metrics.JOBS.clear()
     for (queue, status), count in counts.items():
         metrics.JOBS.labels(queue=queue, status=status).set(count)

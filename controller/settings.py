@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     aws_retry_mode: Literal["standard", "adaptive"] = Field(
         "adaptive", description="botocore retry mode for safe (idempotent) calls."
     )
+    max_pass_seconds: float = Field(
+        300.0,
+        description="Stop starting AWS writes after this long in a pass; the rest continue "
+        "next pass (0: no limit).",
+    )
 
     # --- loop / server ---
     interval: float = Field(30.0, description="Seconds between passes of the daemon (30s, 2m).")
@@ -147,7 +152,14 @@ class Settings(BaseSettings):
         "", description="This replica's name in the lease (default: host-pid-random)."
     )
 
-    @field_validator("interval", "fetch_timeout", "ready_after", "schedule_grace", mode="before")
+    @field_validator(
+        "interval",
+        "fetch_timeout",
+        "ready_after",
+        "schedule_grace",
+        "max_pass_seconds",
+        mode="before",
+    )
     @classmethod
     def _duration(cls, value: object) -> float:
         return parse_duration(value)

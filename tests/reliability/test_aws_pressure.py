@@ -1,0 +1,169 @@
+"""AWS under pressure: throttling, 5xx, slow replies and connection resets injected
+by the fault proxy; the client-side rate limit as the proxy measures it; and the
+per-pass time budget that cuts a huge commit short while progress continues."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller import demo_backend
+from controller.batch import Boto3Batch
+from controller.ledger import Ledger
+from controller.reconcile import PassResult
+from controller.settings import Settings
+from tests.conftest import Controller, GitRepo
+from tests.reliability.conftest import managed_jobs, write_jobs
+from tests.support.fault_proxy import FaultProxy, RandomFaults
+
+
+def proxied_controller(
+    proxy: FaultProxy,
+    repo: GitRepo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    **overrides: Any,
+) -> Controller:
+    """A controller built from Settings exactly as the CLI builds it, through the proxy."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BATCH", proxy.endpoint)
+    settings = Settings(
+        repo=str(repo.path),
+        state=tmp_path / "ledger.sqlite",
+        workdir=tmp_path / "cache",
+        **overrides,
+    )
+    api = Boto3Batch(
+        rate_limit=settings.rate_limit,
+        max_attempts=settings.aws_max_attempts,
+        retry_mode=settings.aws_retry_mode,
+        pool_size=max(10, settings.concurrency),
+    )
+    return Controller(settings, api, Ledger(settings.state))
+
+
+def converge(controller: Controller, max_passes: int) -> list[PassResult]:
+    """Passes until one applies cleanly and leaves nothing to do (bounded)."""
+    passes = []
+    for _ in range(max_passes):
+        result = controller.reconcile()
+        passes.append(result)
+        idle = result.plan is not None and not result.plan.actions and not result.plan.waiting
+        if result.result == "ok" and idle:
+            return passes
+    raise AssertionError(
+        f"no convergence in {max_passes} passes: {[(p.result, p.counts()) for p in passes]}"
+    )
+
+
+@pytest.mark.slow
+def test_300_jobs_converge_exactly_once_with_20_percent_faults(
+    moto: demo_backend.MotoBatch,
+    proxy: FaultProxy,
+    repo: GitRepo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    batch: Any,
+    report: Any,
+) -> None:
+    """20% of all requests get a 429, a 500 (before or after AWS acted), a slow
+    reply, or a connection reset (before or after AWS acted); a 300-job commit
+    converges within 8 passes to exactly 300 managed jobs, one per manifest, and
+    the request rate the proxy sees never exceeds the limit plus its burst."""
+    expected = write_jobs(repo, 300)
+    repo.commit("300 jobs")
+    proxy.slow_seconds = 0.3
+    proxy.rule = RandomFaults(
+        rate=0.2,
+        kinds=("throttle", "5xx", "5xx-after", "slow", "reset", "drop-after"),
+        seed=11,
+    )
+    rate = 50.0
+    controller = proxied_controller(proxy, repo, tmp_path, monkeypatch, rate_limit=rate)
+
+    passes = converge(controller, max_passes=8)
+
+    found = managed_jobs(batch)
+    faults = proxy.faults()
+    busiest = proxy.max_requests_in_window(1.0)
+    report(
+        f"passes={len(passes)} requests={len(proxy.seen)} faults injected={sum(faults.values())} "
+        f"{dict(sorted(faults.items()))} SubmitJob sent={proxy.count('SubmitJob')} "
+        f"reached AWS={proxy.reached_aws('SubmitJob')} jobs expected={len(expected)} "
+        f"found={sum(found.values())} distinct={len(found)} "
+        f"busiest 1s window={busiest} req (limit {rate:g}/s + burst {rate / 10:g})"
+    )
+    assert sum(faults.values()) >= 0.15 * len(proxy.seen)  # the faults really happened
+    assert set(found) == expected
+    assert sum(found.values()) == 300
+    assert proxy.reached_aws("SubmitJob") == 300  # adopted by tag, never submitted twice
+    assert busiest <= rate * 1.1 + 1  # +1: arrival jitter between limiter and proxy
+    assert controller.ledger.open_intents() == []
+
+
+def test_rate_limiter_bounds_the_request_rate_aws_sees(
+    moto: demo_backend.MotoBatch,
+    proxy: FaultProxy,
+    repo: GitRepo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    report: Any,
+) -> None:
+    """With the default rate limit (20/s, below AWS's 50/s), the proxy never sees
+    more than limit + burst (22) requests in any one-second window, and no more
+    than burst + limit x elapsed requests over the whole pass."""
+    write_jobs(repo, 70)
+    repo.commit("70 jobs")
+    controller = proxied_controller(proxy, repo, tmp_path, monkeypatch)
+    assert controller.settings.rate_limit == 20.0
+
+    result = controller.reconcile()
+
+    assert result.result == "ok"
+    times = [s.at for s in proxy.seen]
+    elapsed = times[-1] - times[0]
+    busiest = proxy.max_requests_in_window(1.0)
+    report(
+        f"requests={len(times)} in {elapsed:.2f}s = {(len(times) - 1) / elapsed:.1f}/s; "
+        f"busiest 1s window={busiest} (limit 20/s, burst 2, AWS limit 50/s)"
+    )
+    assert busiest <= 22 + 1 < 50  # +1: arrival jitter between limiter and proxy
+    assert len(times) <= 2 + 20 * elapsed + 1
+
+
+def test_time_budget_cuts_a_big_commit_short_and_progress_continues(
+    moto: demo_backend.MotoBatch,
+    proxy: FaultProxy,
+    repo: GitRepo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    batch: Any,
+    report: Any,
+) -> None:
+    """With max_pass_seconds=1 and 40 requests/s, a 150-job commit takes several
+    passes: each submits some jobs, reports the rest "deferred" (no intent left
+    open), and together they submit every job exactly once."""
+    expected = write_jobs(repo, 150)
+    repo.commit("150 jobs")
+    controller = proxied_controller(
+        proxy, repo, tmp_path, monkeypatch, rate_limit=40, max_pass_seconds="1s"
+    )
+
+    passes = converge(controller, max_passes=12)
+
+    submitted = [
+        sum(r.action.action == "submit" and r.result == "ok" for r in p.results) for p in passes
+    ]
+    deferred = [sum(r.result == "deferred" for r in p.results) for p in passes]
+    report(f"passes={len(passes)} submitted per pass={submitted} deferred per pass={deferred}")
+    cut_short = [p for p in passes if any(r.result == "deferred" for r in p.results)]
+    assert len(cut_short) >= 2
+    for p in cut_short:
+        assert p.result == "degraded"
+        assert "time budget" in p.message and "continue next pass" in p.message
+    assert all(n > 0 for n in submitted[:-1])  # every cut-short pass still made progress
+    assert sum(submitted) == 150
+    assert controller.ledger.open_intents() == []
+    found = managed_jobs(batch)
+    assert set(found) == expected and set(found.values()) == {1}
