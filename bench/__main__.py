@@ -68,7 +68,7 @@ def run(
     progress: Callable[[str], None] = lambda _: None,
 ) -> list[report.Row]:
     """Run the chosen scenarios; every one gets its own directory under ``workdir``."""
-    runtime.log_to(workdir / "controller.log")
+    previous_logs = runtime.log_to(workdir / "controller.log")
     rows: list[report.Row] = []
     moto = endpoint.start()
     server = git_server.start(workdir / "git") if {"webhook", "poll"} & set(only) else None
@@ -117,6 +117,7 @@ def run(
         if server is not None:
             server.stop()
         moto.stop()
+        runtime.restore_logs(previous_logs)
     return rows
 
 
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         rows = run(sizes, workdir, only, progress)
-    out = Console()
+    out = Console(width=max(Console().width, 160))
     out.print(table(rows))
     out.print(f"machine: {machine.describe()}")
     out.print(f"total benchmark time: {time.perf_counter() - started:.0f} s")

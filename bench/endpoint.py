@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ START_TIMEOUT = 60.0
 class MotoEndpoint:
     process: subprocess.Popen[str]
     endpoint: str
+    # The AWS_* variables this process had before start(): stop() puts them back.
+    previous_env: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def batch(self) -> demo_backend.MotoBatch:
@@ -72,6 +74,11 @@ class MotoEndpoint:
         }
 
     def stop(self) -> None:
+        for key, value in self.previous_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         if self.process.stdin is not None:
             self.process.stdin.close()
         try:
@@ -100,6 +107,8 @@ def start() -> MotoEndpoint:
     if not first:
         raise RuntimeError("the moto process exited before printing its endpoint")
     endpoint = MotoEndpoint(process, json.loads(first)["endpoint"])
+    changed = [*endpoint.environment(), "AWS_PROFILE"]
+    endpoint.previous_env = {key: os.environ.get(key) for key in changed}
     os.environ.update(endpoint.environment())
     os.environ.pop("AWS_PROFILE", None)
     return endpoint

@@ -28,14 +28,27 @@ MAX_MANIFESTS = 1_000_000
 _log_file: IO[str] | None = None
 
 
-def log_to(path: Path) -> None:
-    """Production log rendering (JSON), written to ``path`` instead of stderr."""
+def log_to(path: Path) -> dict[str, Any]:
+    """Production log rendering (JSON), written to ``path`` instead of stderr.
+
+    Returns the structlog configuration it replaced (for :func:`restore_logs`).
+    """
     global _log_file
+    previous = structlog.get_config()
     configure("json", logging.INFO)
     if _log_file is not None:
         _log_file.close()
     _log_file = path.open("a", encoding="utf-8")
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_log_file))
+    return previous
+
+
+def restore_logs(previous: dict[str, Any]) -> None:
+    global _log_file
+    structlog.configure(**previous)
+    if _log_file is not None:
+        _log_file.close()
+        _log_file = None
 
 
 def settings(
