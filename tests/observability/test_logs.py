@@ -3,6 +3,7 @@ action carrying what an operator needs to find the job, its manifest and its com
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -62,21 +63,22 @@ def test_json_off_a_tty_and_pretty_on_a_tty() -> None:
 
 
 @pytest.fixture
-def json_logs_to_capture(capsys: pytest.CaptureFixture[str]) -> Any:
-    """JSON logs into pytest's captured stderr; the previous configuration comes back after
-    (the logger factory holds the capture stream, which is closed after the test)."""
+def json_logs() -> Any:
+    """The controller's JSON configuration, writing into a buffer this test reads; the
+    previous configuration comes back after."""
     saved = structlog.get_config()
     configure("json")
-    yield
+    buffer = io.StringIO()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=buffer))
+    yield buffer
     structlog.configure(**saved)
 
 
 def test_pass_line_and_action_events(
-    json_logs_to_capture: None,
+    json_logs: io.StringIO,
     controller: Controller,
     repo: GitRepo,
     moto: demo_backend.MotoBatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A pass that registers and submits logs one `pass` line (pass_id, revision, result,
     duration, counts) and one `action` event per action with action, manifest, job name,
@@ -94,10 +96,9 @@ def test_pass_line_and_action_events(
         {"jobName": "nightly", "jobQueue": "test-queue", "jobDefinition": "trainer"},
     )
     sha = repo.commit("nightly")
-    capsys.readouterr()
     result = controller.reconcile()
     events: list[dict[str, Any]] = [
-        json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")
+        json.loads(line) for line in json_logs.getvalue().splitlines() if line.startswith("{")
     ]
     passes = [e for e in events if e["event"] == "pass"]
     assert len(passes) == 1
