@@ -166,6 +166,16 @@ class Ledger:
             rows = self.db.execute("SELECT * FROM jobs WHERE is_current=1").fetchall()
         return {(row["queue"], row["name"]): _job(row) for row in rows}
 
+    def job_status_counts(self) -> dict[tuple[str, str], int]:
+        """``(queue, status) -> count`` of current, not retired runs (one indexed query,
+        no records built: the jobs gauge needs only counts)."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT queue, status, COUNT(*) FROM jobs WHERE is_current=1 AND retired=0 "
+                "AND status IS NOT NULL AND status != '' GROUP BY queue, status"
+            ).fetchall()
+        return {(str(row[0]), str(row[1])): int(row[2]) for row in rows}
+
     def jobs(self, *, include_retired: bool = True) -> list[JobRecord]:
         query = "SELECT * FROM jobs"
         if not include_retired:
@@ -173,6 +183,14 @@ class Ledger:
         with self.lock:
             rows = self.db.execute(query + " ORDER BY created_at").fetchall()
         return [_job(row) for row in rows]
+
+    def is_empty(self) -> bool:
+        """No job and no definition ever recorded: a new file (or a lost one)."""
+        with self.lock:
+            row = self.db.execute(
+                "SELECT EXISTS(SELECT 1 FROM jobs) OR EXISTS(SELECT 1 FROM definitions)"
+            ).fetchone()
+        return not row[0]
 
     def open_intents(self) -> list[JobRecord]:
         with self.lock:

@@ -15,15 +15,18 @@ Two steps, both through the adapter:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 
 import structlog
 
 from controller.batch import BatchApi, BatchError
+from controller.desired import JobKey
 from controller.jobstatus import ACTIVE_STATUSES
 from controller.ledger import Ledger
 from controller.plan import FORGOTTEN, ObservedJob, ObservedState
+from controller.records import JobRecord
 from controller.tags import SUBMISSION_TAG
 
 log = structlog.get_logger(__name__)
@@ -77,12 +80,16 @@ def settle_intents(api: BatchApi, ledger: Ledger) -> SettleResult:
     return result
 
 
-def refresh_statuses(api: BatchApi, ledger: Ledger) -> tuple[dict[str, str], set[str]]:
+def refresh_statuses(
+    api: BatchApi, ledger: Ledger, current: dict[JobKey, JobRecord] | None = None
+) -> tuple[dict[str, str], set[str]]:
     """Read the AWS status of every current run the ledger thinks active.
 
-    Returns ``(status by job id, ids that could not be read)``.
+    ``current`` is ``ledger.current_jobs()`` if the caller already read it (one read
+    of the jobs table per pass: it is the largest table). Returns ``(status by job id,
+    ids that could not be read)``.
     """
-    records = ledger.current_jobs().values()
+    records = (current if current is not None else ledger.current_jobs()).values()
     ids = [
         r.job_id
         for r in records
@@ -117,13 +124,16 @@ def refresh_statuses(api: BatchApi, ledger: Ledger) -> tuple[dict[str, str], set
 
 
 def observe(api: BatchApi, ledger: Ledger) -> ObservedState:
-    statuses, unreadable = refresh_statuses(api, ledger)
+    current = ledger.current_jobs()
+    statuses, unreadable = refresh_statuses(api, ledger, current)
     state = ObservedState(definitions=ledger.active_definitions())
-    for key, record in ledger.current_jobs().items():
+    for key, record in current.items():
         if record.job_id in unreadable:
             status = None
         elif record.job_id in statuses:
             status = statuses[record.job_id]
+            if record.status != status:  # as the ledger now says, without re-reading it
+                record = dataclasses.replace(record, status=status)
         else:
             status = record.status  # finished earlier: the ledger remembers
         state.jobs[key] = ObservedJob(record=record, status=status)
