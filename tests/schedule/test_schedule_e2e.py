@@ -205,3 +205,25 @@ def test_a_running_tick_is_left_running_by_the_next_tick_and_stopped_on_removal(
     stopped = sorted((r.action.name, r.result) for r in result.results if r.action.is_prune)
     assert [name for name, _ in stopped] == ["report-20261125T0201Z", "report-20261125T0202Z"]
     assert batch.describe_jobs(jobs=[first])["jobs"][0]["status"] == "FAILED"
+
+
+def test_daemon_pass_registers_a_cron_trigger_per_schedule(
+    controller: Controller, repo: GitRepo
+) -> None:
+    """After a daemon pass, its APScheduler holds a cron job for the schedule in git
+    (in the schedule's time zone); after the manifest is removed, it is gone."""
+    from controller.daemon import Daemon
+
+    setup(repo, catch_up=True)
+    daemon = Daemon(controller.settings, controller.api, controller.ledger)
+    daemon.scheduler.start(paused=True)  # a real job store; nothing runs
+    try:
+        assert daemon.run_once().result == "ok"
+        job = daemon.scheduler.get_job("schedule:test-queue/report")
+        assert job is not None and "minute='*'" in str(job.trigger)
+        repo.remove("jobs/report.yaml")
+        repo.commit("no more reports")
+        daemon.run_once()
+        assert daemon.scheduler.get_job("schedule:test-queue/report") is None
+    finally:
+        daemon.scheduler.shutdown(wait=False)
