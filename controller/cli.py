@@ -182,12 +182,6 @@ from controller.cli_ship import config_reference_command, init, schema  # noqa: 
 main.add_command(schema)
 main.add_command(init)
 main.add_command(config_reference_command)
-from controller.cli_status import status  # noqa: E402
-
-main.add_command(status)
-from controller.cli_retention import ledger_group  # noqa: E402
-
-main.add_command(ledger_group)
 from controller.cli_history import history  # noqa: E402
 
 main.add_command(history)
@@ -197,3 +191,6 @@ main.add_command(status)
 from controller.cli_retention import ledger_group  # noqa: E402
 
 main.add_command(ledger_group)
+from controller.cli_ledger import ledger  # noqa: E402  (same group cli_retention extends)
+
+main.add_command(ledger)

@@ -114,7 +114,7 @@ class Ledger:
             self.db.execute("PRAGMA busy_timeout=5000")
             check = self.db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
-                raise LedgerError(f"{self.path}: ledger is corrupt ({check})")
+                raise sqlite3.DatabaseError(f"integrity check failed: {check}")
             self.db.executescript(SCHEMA)
             version = self.get_meta("schema_version")
             if version is None:
@@ -126,8 +126,9 @@ class Ledger:
                 )
         except sqlite3.DatabaseError as exc:
             raise LedgerError(
-                f"{self.path}: cannot open the ledger ({exc}). Move it aside and run "
-                "`batch-gitops ledger rebuild` to recover from the tags in AWS."
+                f"{self.path}: cannot open the ledger ({exc}). Move the file aside (keep it "
+                f"for diagnosis) and run `batch-gitops ledger rebuild --state {self.path}` "
+                "with the same --repo to recover it from the tags in AWS."
             ) from exc
 
     def close(self) -> None:

@@ -19,10 +19,11 @@ import structlog
 
 from controller import metrics
 from controller.apply import ActionResult, Applier
-from controller.batch import BatchApi
+from controller.batch import BatchApi, BatchError
 from controller.desired import DesiredState, build_desired
 from controller.lease import LeaseLost
 from controller.ledger import Ledger
+from controller.ledger_rebuild import ledger_loss
 from controller.manifests import Limits, LoadResult, Manifest, ManifestError, load_manifest
 from controller.observe import SettleResult, observe, settle_intents
 from controller.plan import Plan, PlanOptions, plan_actions
@@ -275,6 +276,11 @@ def _run(
         outcome.settled = settle_intents(api, ledger)
         if before_observe is not None:
             before_observe(desired)
+    refused_ledger = _ledger_lost(settings, api, ledger, desired)
+    if refused_ledger:
+        outcome.result, outcome.message = "error", refused_ledger
+        log.error("ledger_lost", message=refused_ledger)
+        return
     observed = observe(api, ledger)
     plan = plan_actions(desired, observed, plan_options(settings))
     outcome.plan = plan
@@ -306,6 +312,17 @@ def _run(
         )
     if desired.errors or failed:
         outcome.result = "degraded"
+
+
+def _ledger_lost(settings: Settings, api: BatchApi, ledger: Ledger, desired: DesiredState) -> str:
+    """Why an empty ledger must not be trusted this pass ('' if it may): see ledger_rebuild."""
+    try:
+        return ledger_loss(api, ledger, desired, settings.controller_id, settings.state)
+    except BatchError as exc:
+        return (
+            f"{settings.state}: the ledger is empty and AWS Batch could not be checked for "
+            f"jobs this controller already submitted ({exc}); trying again next pass"
+        )
 
 
 def _finish(settings: Settings, ledger: Ledger, outcome: PassResult) -> None:

@@ -1,0 +1,91 @@
+"""``batch-gitops ledger ...``: maintenance of the ledger file (``rebuild``).
+
+Registered at the bottom of :mod:`controller.cli`; the work is in
+:mod:`controller.ledger_rebuild`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from controller.cli_common import OUTPUT, build_settings, open_runtime
+
+
+@click.group()
+def ledger() -> None:
+    """Maintain the ledger file."""
+
+
+@ledger.command()
+@click.option("--repo", metavar="SRC", help="Repository whose manifests name the queues to scan.")
+@click.option("--branch", help="Branch of --repo. [env: BATCH_GITOPS_BRANCH]")
+@click.option("--path", "path", metavar="SUBDIR", help="Manifest sub-directory of --repo.")
+@click.option("--queue", "queues", multiple=True, help="A job queue to scan (repeatable).")
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path),
+    help="Ledger file to create. [env: BATCH_GITOPS_STATE]",
+)
+@click.option("--controller-id", help="managed-by tag value. [env: BATCH_GITOPS_CONTROLLER_ID]")
+@OUTPUT
+def rebuild(
+    repo: str | None,
+    branch: str | None,
+    path: str | None,
+    queues: tuple[str, ...],
+    state: Path | None,
+    controller_id: str | None,
+    output: str,
+) -> None:
+    """Recreate a lost ledger from the tags on the jobs and definitions in AWS.
+
+    Scans every status of the queues the manifests use (and any --queue), and
+    adopts only what carries this controller's managed-by tag. Writes into a new
+    (empty) ledger file only. What AWS has forgotten (finished jobs older than
+    about a week) cannot be recovered: such jobs would run again.
+    """
+    from controller.batch import BatchError
+    from controller.desired import DesiredState, build_desired
+    from controller.ledger_rebuild import LedgerNotEmpty
+    from controller.ledger_rebuild import rebuild as rebuild_ledger
+    from controller.reconcile import ManifestCache, make_source
+    from controller.source import SourceError
+
+    settings = build_settings(
+        repo=repo, branch=branch, path=path, state=state, controller_id=controller_id
+    )
+    desired: DesiredState | None = None
+    if settings.repo:
+        try:
+            snapshot = make_source(settings).snapshot()
+        except SourceError as exc:
+            raise click.ClickException(str(exc)) from exc
+        desired = build_desired(ManifestCache().load(snapshot))
+    scan = set(queues) | ({key[0] for key in desired.jobs} if desired else set())
+    if not scan:
+        raise click.UsageError(
+            "no queue to scan: give --repo (its job manifests name the queues) or --queue"
+        )
+    api, ledger_file = open_runtime(settings)
+    try:
+        result = rebuild_ledger(api, ledger_file, scan, settings.controller_id, desired)
+    except LedgerNotEmpty as exc:
+        raise click.ClickException(str(exc)) from exc
+    except BatchError as exc:
+        raise click.ClickException(
+            f"cannot read AWS Batch ({exc}); {settings.state} is incomplete: delete it and "
+            "run the rebuild again"
+        ) from exc
+    finally:
+        ledger_file.close()
+    if output == "json":
+        click.echo(json.dumps({"state": str(settings.state), **result.as_dict()}, indent=2))
+    else:
+        click.echo(
+            f"{settings.state}: rebuilt {result.jobs} job runs ({result.keys} jobs) and "
+            f"{result.definitions} definition revisions from AWS tags; scanned "
+            f"{result.listed} jobs in {', '.join(result.queues)}"
+        )

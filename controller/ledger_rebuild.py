@@ -1,0 +1,182 @@
+"""Rebuild a lost ledger from the tags in AWS, and refuse to run blind without one.
+
+Every job and definition the controller creates carries its ledger entry in its
+tags (``batch-gitops/manifest``, ``revision``, ``spec-hash``, ``author``,
+``submission``), so a ledger can be rebuilt from what AWS still lists:
+
+* jobs: ListJobs for every status in each queue (the queues the manifests use,
+  or given), DescribeJobs for the tags, only jobs tagged
+  ``batch-gitops/managed-by=<controller id>``; per ``(queue, name)`` the runs
+  are recorded oldest first, so the newest becomes the current run;
+* definitions: DescribeJobDefinitions (all statuses), only those tagged ours.
+
+It can only lose what AWS has already forgotten (finished jobs after about a
+week): such a key looks new and would run again. Called by
+``batch-gitops ledger rebuild`` (:mod:`controller.cli_ledger`).
+
+:func:`ledger_loss` is the other half: a pass on an *empty* ledger first checks
+that AWS holds no managed jobs in the queues it is about to submit to; if it
+does, the ledger was lost (or ``--state`` points elsewhere) and submitting would
+duplicate every job, so the pass stops and says to rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from controller.batch import BatchApi
+from controller.desired import DesiredState
+from controller.jobstatus import ALL_STATUSES
+from controller.ledger import Ledger
+from controller.records import Provenance
+from controller.tags import (
+    AUTHOR_TAG,
+    MANAGED_BY_TAG,
+    MANIFEST_TAG,
+    REVISION_TAG,
+    SPEC_HASH_TAG,
+    SUBMISSION_TAG,
+    is_managed,
+)
+
+log = structlog.get_logger(__name__)
+
+
+class LedgerNotEmpty(Exception):
+    """Rebuilding into a ledger that already has records would mix two histories."""
+
+
+@dataclass
+class RebuildResult:
+    queues: list[str] = field(default_factory=list)
+    listed: int = 0  # jobs AWS listed in those queues
+    jobs: int = 0  # managed runs recorded
+    keys: int = 0  # distinct (queue, name)
+    definitions: int = 0  # managed definition revisions recorded
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "queues": self.queues,
+            "listed": self.listed,
+            "jobs": self.jobs,
+            "keys": self.keys,
+            "definitions": self.definitions,
+        }
+
+
+def managed_jobs(
+    api: BatchApi, queues: Iterable[str], controller_id: str, *, first_only: bool = False
+) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+    """Jobs AWS lists in ``queues`` (every status) that carry our managed-by tag.
+
+    Returns ``([(queue as given, job described)], jobs listed)``: the queue is kept as
+    the manifests spell it (name or ARN), because that is the ledger's key.
+    ``first_only`` stops at the first managed job found (enough to prove a ledger was
+    lost). Raises BatchError.
+    """
+    found: list[tuple[str, dict[str, Any]]] = []
+    listed = 0
+    for queue in sorted(set(queues)):
+        ids: dict[str, None] = {}
+        for status in ALL_STATUSES:
+            for summary in api.list_jobs(queue, status=status):
+                if ":" not in summary["jobId"]:  # array children carry no tags
+                    ids[summary["jobId"]] = None
+        listed += len(ids)
+        pending = list(ids)
+        for start in range(0, len(pending), 100):
+            for job in api.describe_jobs(pending[start : start + 100]):
+                if is_managed(job.get("tags"), controller_id):
+                    found.append((queue, job))
+            if first_only and found:
+                return found, listed
+    return found, listed
+
+
+def rebuild(
+    api: BatchApi,
+    ledger: Ledger,
+    queues: Iterable[str],
+    controller_id: str,
+    desired: DesiredState | None = None,
+) -> RebuildResult:
+    """Fill an empty ledger from AWS tags. Raises LedgerNotEmpty or BatchError."""
+    if not ledger.is_empty():
+        raise LedgerNotEmpty(
+            f"{ledger.path}: the ledger already holds records; rebuild only into a new file "
+            "(move this one aside first, or pass another --state)"
+        )
+    result = RebuildResult(queues=sorted(set(queues)))
+    jobs, result.listed = managed_jobs(api, result.queues, controller_id)
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for queue, job in jobs:
+        runs.setdefault((queue, str(job["jobName"])), []).append(job)
+    for key, history in sorted(runs.items()):
+        want = desired.jobs.get(key) if desired is not None else None
+        for job in sorted(history, key=lambda j: int(j.get("createdAt", 0))):
+            tags = job.get("tags") or {}
+            token = tags.get(SUBMISSION_TAG) or f"rebuilt-{job['jobId']}"
+            ledger.record_intent(
+                token=token,
+                queue=key[0],
+                name=key[1],
+                manifest=tags.get(MANIFEST_TAG, ""),
+                spec_hash=tags.get(SPEC_HASH_TAG, ""),
+                # A removed manifest's options are unknown: never stop what we cannot vouch for.
+                prune=want.options.prune if want is not None else False,
+                provenance=Provenance(
+                    tags.get(REVISION_TAG, ""),
+                    tags.get(AUTHOR_TAG, ""),
+                    int(job.get("createdAt", 0)) / 1000,
+                ),
+            )
+            ledger.record_submitted(token, str(job["jobId"]), str(job.get("status", "")))
+            result.jobs += 1
+        result.keys += 1
+    for definition in api.describe_job_definitions(status=None):
+        tags = definition.get("tags") or {}
+        if not is_managed(tags, controller_id):
+            continue
+        name = str(definition["jobDefinitionName"])
+        want_definition = desired.definitions.get(name) if desired is not None else None
+        ledger.record_definition(
+            arn=str(definition["jobDefinitionArn"]),
+            name=name,
+            revision=int(definition["revision"]),
+            manifest=tags.get(MANIFEST_TAG, ""),
+            spec_hash=tags.get(SPEC_HASH_TAG, ""),
+            prune=want_definition.options.prune if want_definition is not None else False,
+            provenance=Provenance(tags.get(REVISION_TAG, ""), tags.get(AUTHOR_TAG, "")),
+        )
+        if definition.get("status") == "INACTIVE":
+            ledger.record_deregistered(str(definition["jobDefinitionArn"]))
+        result.definitions += 1
+    ledger.set_meta("rebuilt_from_aws", ",".join(result.queues))
+    log.info("ledger_rebuilt", **result.as_dict())
+    return result
+
+
+def ledger_loss(
+    api: BatchApi, ledger: Ledger, desired: DesiredState, controller_id: str, state: Path
+) -> str:
+    """Why this pass must not run on an empty ledger, or '' if it may (BatchError if unsure)."""
+    if not desired.jobs or not ledger.is_empty():
+        return ""
+    queues = {key[0] for key in desired.jobs}
+    found, _ = managed_jobs(api, queues, controller_id, first_only=True)
+    if not found:
+        return ""
+    queue, example = found[0]
+    return (
+        f"{state}: the ledger is empty, but AWS Batch already holds jobs tagged "
+        f"{MANAGED_BY_TAG}={controller_id} (e.g. {example['jobName']} "
+        f"{example['jobId']} in {queue}): the ledger "
+        "file was lost or --state points at the wrong file, and submitting now would run "
+        f"every job again. Recover it with `batch-gitops ledger rebuild --state {state}` "
+        "(same --repo), then reconcile."
+    )
