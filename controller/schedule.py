@@ -244,8 +244,8 @@ def tick_rows(ledger: Ledger, queue: str | None = None, name: str | None = None)
     return [TickRow(**dict(r)) for r in rows]
 
 
-def open_ticks(ledger: Ledger, queue: str, name: str) -> list[float]:
-    """Run ticks of a schedule whose run is not over (no record yet, intent, active, rejected).
+def open_ticks(ledger: Ledger) -> dict[tuple[str, str], list[float]]:
+    """Run ticks whose run is not over (no record yet, intent, active, rejected), by schedule.
 
     Finished runs drop out of the desired state: the planner only retires them
     (bookkeeping), so they can never be re-run or stopped, and the desired state
@@ -255,13 +255,16 @@ def open_ticks(ledger: Ledger, queue: str, name: str) -> list[float]:
     marks = ",".join("?" * len(FINISHED_STATUSES))
     with ledger.lock:
         rows = ledger.db.execute(
-            "SELECT t.tick FROM schedule_ticks t LEFT JOIN jobs j ON j.queue=t.queue "
-            "AND j.name=t.job_name AND j.is_current=1 "
-            "WHERE t.queue=? AND t.name=? AND t.outcome='run' AND (j.token IS NULL OR "
+            "SELECT t.queue, t.name, t.tick FROM schedule_ticks t LEFT JOIN jobs j "
+            "ON j.queue=t.queue AND j.name=t.job_name AND j.is_current=1 "
+            "WHERE t.outcome='run' AND (j.token IS NULL OR "
             f"NOT (j.state='submitted' AND j.status IN ({marks}))) ORDER BY t.tick",
-            (queue, name, *FINISHED_STATUSES),
+            FINISHED_STATUSES,
         ).fetchall()
-    return [float(row[0]) for row in rows]
+    found: dict[tuple[str, str], list[float]] = {}
+    for row in rows:
+        found.setdefault((row["queue"], row["name"]), []).append(float(row["tick"]))
+    return found
 
 
 def _record(
@@ -353,6 +356,7 @@ def expand_schedules(
 
     current = ledger.current_jobs()
     decided_at = now.timestamp()
+    decisions: list[tuple[JobKey, DesiredJob, ScheduleOptions, float, TickDecision]] = []
     for key, template in sorted(templates.items()):
         schedule = template.options.schedule
         assert schedule is not None
@@ -366,19 +370,37 @@ def expand_schedules(
             continue
         schedules[key] = template
         row = rows.get(key)
-        fresh = (
+        if (
             row is None
             or not row.active
-            or (row.cron, row.timezone) != (schedule.cron, schedule.timezone)
-        )
-        # A new, re-added or re-timed schedule starts now: its past ticks never run.
-        since = now.timestamp() if fresh or row is None else row.since
-        after_ts = since if fresh or row is None or row.last_tick is None else row.last_tick
+            or (row.cron, row.timezone)
+            != (
+                schedule.cron,
+                schedule.timezone,
+            )
+        ):
+            # A new, re-added or re-timed schedule starts now: its past ticks never run.
+            since, after_ts = now.timestamp(), now.timestamp()
+        else:
+            since = row.since
+            after_ts = row.last_tick if row.last_tick is not None else row.since
         decision = decide_tick(schedule, datetime.fromtimestamp(after_ts, UTC), now, grace)
-        if record:
-            with ledger.transaction() as db:
+        decisions.append((key, template, schedule, since, decision))
+
+    gone = [
+        key
+        for key, row in rows.items()
+        if row.active and key not in templates and row.manifest not in invalid
+    ]
+    if record:
+        with ledger.transaction() as db:  # one transaction per pass, however many schedules
+            for key, template, schedule, since, decision in decisions:
                 _record(db, key, template, schedule, since, decision, decided_at)
-        ticks = open_ticks(ledger, *key)
+            db.executemany("UPDATE schedules SET active=0 WHERE queue=? AND name=?", gone)
+
+    open_by_key = open_ticks(ledger)
+    for key, template, _, _, decision in decisions:
+        ticks = list(open_by_key.get(key, []))
         if not record and decision.tick is not None and decision.outcome == "run":
             ticks.append(decision.tick.timestamp())  # a dry run shows the tick it would run
         for tick in sorted(set(ticks)):
@@ -392,16 +414,6 @@ def expand_schedules(
                 spec_hash=recorded.spec_hash if recorded is not None else template.spec_hash,
             )
 
-    gone = [
-        key
-        for key, row in rows.items()
-        if row.active and key not in templates and row.manifest not in invalid
-    ]
-    if record and gone:
-        with ledger.transaction() as db:
-            db.executemany(
-                "UPDATE schedules SET active=0 WHERE queue=? AND name=?", [key for key in gone]
-            )
     errors.sort(key=lambda e: (e.path, e.field))
     return dataclasses.replace(
         desired, jobs=jobs, errors=errors, invalid_paths=invalid, schedules=schedules
