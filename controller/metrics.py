@@ -121,6 +121,13 @@ AWS_CALL_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+# --- audit ---
+GIT_NOTES = Counter(
+    f"{PREFIX}_git_notes_total",
+    "Git notes of applied commits by result (written locally, pushed, failed).",
+    ["result"],
+)
+
 
 # --- known label values, exported as 0 from the start ---
 # A counter that appears only when it first moves makes rate() blind to its first

@@ -211,6 +211,8 @@ def run_pass(
     finally:
         outcome.duration = time.perf_counter() - started
         _finish(settings, ledger, outcome)
+        if settings.git_notes and not dry_run and outcome.results:
+            _write_git_note(settings, source, outcome)
         structlog.contextvars.unbind_contextvars("pass_id", "revision")
     return outcome
 
@@ -323,6 +325,21 @@ def _ledger_lost(settings: Settings, api: BatchApi, ledger: Ledger, desired: Des
             f"{settings.state}: the ledger is empty and AWS Batch could not be checked for "
             f"jobs this controller already submitted ({exc}); trying again next pass"
         )
+
+
+def _write_git_note(settings: Settings, source: GitSource, outcome: PassResult) -> None:
+    """The audit note of this pass on the commit it applied (controller.gitnotes)."""
+    from controller.gitnotes import note_pass
+
+    note_pass(
+        repo_dir=source.mirror,
+        remote=source.remote,
+        ref=settings.git_notes_ref,
+        controller_id=settings.controller_id,
+        revision=outcome.revision,
+        pass_id=outcome.pass_id,
+        results=outcome.results,
+    )
 
 
 def _finish(settings: Settings, ledger: Ledger, outcome: PassResult) -> None:

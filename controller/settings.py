@@ -128,6 +128,16 @@ class Settings(BaseSettings):
         1024 * 1024, gt=0, description="Largest webhook body accepted, in bytes."
     )
 
+    # --- audit (controller.gitnotes) ---
+    git_notes: bool = Field(
+        False,
+        description="Append a git note per applied commit listing what it caused, and push "
+        "it (needs push rights to the repository).",
+    )
+    git_notes_ref: str = Field(
+        "batch-gitops", description="Notes ref the audit notes go to (refs/notes/<this>)."
+    )
+
     # --- schedules and retention (controller.schedule, controller.retention) ---
     schedule_grace: float = Field(
         300.0,
