@@ -158,6 +158,15 @@ def build_desired(loaded: LoadResult) -> DesiredState:
                 if candidates[0] not in unique:
                     reject(manifest, where, f"depends on {job_id!r}, whose manifest is invalid")
                     ok = False
+                elif getattr(unique[candidates[0]].options, "schedule", None) is not None:
+                    # One run per tick: no single job ID to wait for (controller.schedule).
+                    reject(
+                        manifest,
+                        where,
+                        f"{job_id!r} is a scheduled job (one run per tick); depend on a job "
+                        "without options.schedule",
+                    )
+                    ok = False
                 ups.append(candidates[0])
             elif len(candidates) > 1:
                 queues = ", ".join(sorted(q for q, _ in candidates))

@@ -31,7 +31,7 @@ import yaml
 from botocore.model import Shape, StructureShape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller.schedule import ScheduleOptions
+from controller.schedule import MAX_TEMPLATE_NAME, ScheduleOptions
 
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
 API_VERSION = "batch-gitops/v1"
@@ -441,6 +441,17 @@ def load_manifest(
             loc = ".".join(str(part) for part in err["loc"])
             errors.append(ManifestError(path, f"options.{loc}", err["msg"]))
         options = JobOptions() if kind == "job" else DefinitionOptions()
+    if isinstance(options, JobOptions) and options.schedule is not None:
+        name = request.get("jobName")
+        if isinstance(name, str) and len(name) > MAX_TEMPLATE_NAME:
+            errors.append(
+                ManifestError(
+                    path,
+                    prefix + "jobName",
+                    f"a scheduled job's name may have at most {MAX_TEMPLATE_NAME} characters: "
+                    "each run is named <jobName>-YYYYMMDDTHHMMZ and AWS allows 128",
+                )
+            )
     if errors:
         return errors
     return Manifest(path=path, kind=kind, request=request, options=options, blob=blob)

@@ -316,43 +316,18 @@ def expand_schedules(
     stays desired and is submitted by the next pass, never decided twice.
     Every earlier tick whose run is not over stays desired with the spec hash
     it was submitted with, so an edit to the template applies from the next
-    tick on and never re-runs or stops past ticks; finished ones are retired. Removing the
-    schedule or the manifest makes its ticks undesired: finished runs are left
-    alone, active ones are stopped like any removed job (unless ``prune: false``).
+    tick on and never re-runs or stops past ticks; finished ones are retired.
+    Removing the schedule or the manifest makes its ticks undesired: finished
+    runs are left alone, active ones are stopped like any removed job (unless ``prune: false``).
+    Name length and ``dependsOn`` a schedule are checked earlier (manifests,
+    desired), so the offline ``validate`` reports them too.
     """
-    from controller.manifests import ManifestError
-
     templates = {key: job for key, job in desired.jobs.items() if job.options.schedule}
     rows = schedule_rows(ledger)
     if not templates and not any(row.active for row in rows.values()):
         return desired
     jobs = {key: job for key, job in desired.jobs.items() if key not in templates}
-    errors = list(desired.errors)
-    invalid = set(desired.invalid_paths)
     schedules: dict[JobKey, DesiredJob] = {}
-
-    def reject(job: DesiredJob, field_path: str, message: str) -> None:
-        errors.append(ManifestError(job.manifest, field_path, message))
-        invalid.add(job.manifest)
-
-    # A job cannot wait for "the" run of a schedule: there is one per tick.
-    blocked = set(templates)
-    changed = True
-    while changed:
-        changed = False
-        for key, job in list(jobs.items()):
-            hit = next((up for up in job.upstream if up in blocked), None)
-            if hit is not None:
-                why = (
-                    f"{hit[1]!r} is a scheduled job (one run per tick); depend on a "
-                    "job without options.schedule"
-                    if hit in templates
-                    else f"upstream job {hit[1]!r} is not valid"
-                )
-                reject(job, "dependsOn", why)
-                blocked.add(key)
-                del jobs[key]
-                changed = True
 
     current = ledger.current_jobs()
     decided_at = now.timestamp()
@@ -360,14 +335,6 @@ def expand_schedules(
     for key, template in sorted(templates.items()):
         schedule = template.options.schedule
         assert schedule is not None
-        if len(template.name) > MAX_TEMPLATE_NAME:
-            reject(
-                template,
-                "spec.jobName",
-                f"a scheduled job's name may have at most {MAX_TEMPLATE_NAME} characters: each "
-                f"run is named <jobName>-YYYYMMDDTHHMMZ and AWS allows {MAX_JOB_NAME}",
-            )
-            continue
         schedules[key] = template
         row = rows.get(key)
         if (
@@ -390,7 +357,7 @@ def expand_schedules(
     gone = [
         key
         for key, row in rows.items()
-        if row.active and key not in templates and row.manifest not in invalid
+        if row.active and key not in templates and row.manifest not in desired.invalid_paths
     ]
     if record:
         with ledger.transaction() as db:  # one transaction per pass, however many schedules
@@ -414,10 +381,7 @@ def expand_schedules(
                 spec_hash=recorded.spec_hash if recorded is not None else template.spec_hash,
             )
 
-    errors.sort(key=lambda e: (e.path, e.field))
-    return dataclasses.replace(
-        desired, jobs=jobs, errors=errors, invalid_paths=invalid, schedules=schedules
-    )
+    return dataclasses.replace(desired, jobs=jobs, schedules=schedules)
 
 
 # --- daemon: a cron trigger per schedule ---------------------------------------------------

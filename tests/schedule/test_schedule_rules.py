@@ -11,7 +11,7 @@ import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from controller.desired import build_desired
-from controller.manifests import Manifest, ManifestError, load_files, load_manifest
+from controller.manifests import Manifest, load_files, load_manifest
 from controller.schedule import (
     ScheduleOptions,
     decide_tick,
@@ -112,10 +112,8 @@ def test_on_time_tick_runs_and_nothing_is_due_before_the_first_tick() -> None:
 
 
 def test_a_job_may_not_depend_on_a_scheduled_job() -> None:
-    """dependsOn a scheduled template is an error on the dependent (one run per tick)."""
-    from controller.ledger import Ledger
-    from controller.schedule import expand_schedules
-
+    """dependsOn a scheduled template is an error on the dependent (one run per tick),
+    reported by build_desired, so offline ``validate`` catches it; the schedule stays."""
     dependent = json.dumps(
         {
             "jobName": "after",
@@ -127,30 +125,19 @@ def test_a_job_may_not_depend_on_a_scheduled_job() -> None:
     desired = build_desired(
         load_files([("a.json", envelope({"cron": "0 2 * * *"}), ""), ("b.json", dependent, "")])
     )
-    ledger = Ledger(":memory:")
-    now = datetime(2026, 11, 25, tzinfo=UTC)
-    expanded = expand_schedules(desired, ledger, now=now, grace=timedelta(minutes=5))
-    assert expanded.jobs == {}
-    assert [(e.path, e.field) for e in expanded.errors] == [("b.json", "dependsOn")]
-    assert "scheduled" in expanded.errors[0].message
-    assert list(expanded.schedules) == [("q", "report")]
+    assert list(desired.jobs) == [("q", "report")]
+    assert [(e.path, e.field) for e in desired.errors] == [("b.json", "dependsOn[0].jobId")]
+    assert "scheduled job" in desired.errors[0].message
 
 
 def test_scheduled_job_name_leaves_room_for_the_tick_suffix() -> None:
-    """A 114-character template name would make 129-character run names: rejected."""
-    from controller.ledger import Ledger
-    from controller.schedule import expand_schedules
-
-    desired = build_desired(
-        load_files([("a.json", envelope({"cron": "0 2 * * *"}, "n" * 114), "")])
-    )
-    expanded = expand_schedules(
-        desired, Ledger(":memory:"), now=datetime.now(UTC), grace=timedelta(minutes=5)
-    )
-    assert (
-        expanded.errors == [ManifestError("a.json", "spec.jobName", expanded.errors[0].message)]
-        and "113" in expanded.errors[0].message
-    )
+    """A 114-character template name would make 129-character run names: rejected with
+    the file and spec.jobName; 113 characters are fine."""
+    loaded = load_manifest("a.json", envelope({"cron": "0 2 * * *"}, "n" * 114))
+    assert isinstance(loaded, list)
+    assert [(e.path, e.field) for e in loaded] == [("a.json", "spec.jobName")]
+    assert "113" in loaded[0].message
+    assert isinstance(load_manifest("a.json", envelope({"cron": "0 2 * * *"}, "n" * 113)), Manifest)
 
 
 def test_daemon_keeps_one_cron_trigger_per_schedule() -> None:
