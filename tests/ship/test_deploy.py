@@ -233,6 +233,13 @@ def test_deployment_is_a_safe_singleton(rendered: list[dict[str, Any]]) -> None:
         )
         assert "emptyDir" in volumes[mounts[directory]], setting
     assert env["BATCH_GITOPS_LISTEN"]["value"].endswith(":8080")
+    # Leader election: the lease table is the one deploy/iam-policy.json grants.
+    policy = json.loads((DEPLOY / "iam-policy.json").read_text())
+    lease_resources = json.dumps(
+        [st["Resource"] for st in policy["Statement"] if "dynamodb:PutItem" in st["Action"]]
+    )
+    assert f"table/{env['BATCH_GITOPS_LEASE_TABLE']['value']}" in lease_resources
+    assert env["BATCH_GITOPS_HOLDER_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     account = _by_kind(rendered, "ServiceAccount")
     assert pod["serviceAccountName"] == account["metadata"]["name"]
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
