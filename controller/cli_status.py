@@ -149,6 +149,19 @@ def status(
             return
         console = Console()
         console.print(status_table(snapshot))
+        if snapshot.schedules:
+            schedules = Table("queue", "schedule", "cron", "time zone", "last run", "manifest")
+            schedules.title = "Schedules"
+            for row in snapshot.schedules:
+                schedules.add_row(
+                    row["queue"],
+                    row["name"],
+                    row["cron"],
+                    row["timezone"],
+                    row["last_run"] or "-",
+                    row["manifest"],
+                )
+            console.print(schedules)
         table = Table("definition", "revision", "manifest", "commit", title="Job definitions")
         for d in _definitions(ledger):
             table.add_row(d.name, str(d.revision), d.manifest, d.commit_sha[:12])

@@ -183,3 +183,43 @@ def test_watch_gives_up_at_the_timeout_and_fails_on_a_failed_job(
     ended = cli("status", "--watch", "--job", "tr*", env=env)
     assert ended.returncode == 1, ended.stderr
     assert "FAILED" in ended.stdout and "all shown jobs have ended" in ended.stdout
+
+
+def test_status_shows_the_newest_run_of_each_schedule(
+    controller: Controller, repo: GitRepo, env: dict[str, str]
+) -> None:
+    """Two finished ticks: status lists the schedule (cron, last run) and its newest run
+    (marked with the schedule's name); --all shows the older, retired run too."""
+    from datetime import UTC, datetime
+
+    repo.write("defs/worker.json", DEFINITION)
+    repo.write(
+        "jobs/report.json",
+        {
+            "apiVersion": "batch-gitops/v1",
+            "kind": "Job",
+            "spec": job("report"),
+            "options": {"schedule": {"cron": "* * * * *"}},
+        },
+    )
+    repo.commit("report every minute")
+    for minute, second in ((0, 30), (1, 5), (2, 5), (2, 30)):
+        controller.reconcile(now=datetime(2026, 11, 25, 2, minute, second, tzinfo=UTC))
+
+    body = json.loads(cli("status", "--output", "json", env=env).stdout)
+    assert [(j["name"], j["schedule"], j["status"]) for j in body["jobs"]] == [
+        ("report-20261125T0202Z", "report", "SUCCEEDED")
+    ]
+    [schedule] = body["schedules"]
+    assert (schedule["name"], schedule["cron"], schedule["last_run"]) == (
+        "report",
+        "* * * * *",
+        "report-20261125T0202Z",
+    )
+    everything = json.loads(cli("status", "--all", "-o", "json", env=env).stdout)
+    assert [j["name"] for j in everything["jobs"]] == [
+        "report-20261125T0201Z",
+        "report-20261125T0202Z",
+    ]
+    text = cli("status", env=env).stdout
+    assert "Schedules" in text and "* * * * *" in text
