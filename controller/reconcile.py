@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,13 +63,22 @@ class ManifestCache:
     def load(self, snapshot: Snapshot, limits: Limits | None = None) -> LoadResult:
         result = LoadResult()
         fresh: dict[tuple[str, str], Manifest | list[ManifestError]] = {}
+        unparsed: list[tuple[str, str]] = []
         for path, blob in snapshot.files:
             entry = self._entries.get((path, blob))
             if entry is None:
-                entry = _oversized(snapshot, path, blob, limits) or load_manifest(
-                    path, snapshot.read(blob), blob, limits
-                )
-            fresh[(path, blob)] = entry
+                entry = _oversized(snapshot, path, blob, limits)
+            if entry is None:
+                unparsed.append((path, blob))
+            else:
+                fresh[(path, blob)] = entry
+        # New files are read in batches (one git process each), parsed as each batch arrives.
+        for batch in _read_batches(unparsed, snapshot.sizes, limits):
+            contents = snapshot.read_many([blob for _, blob in batch])
+            for path, blob in batch:
+                fresh[(path, blob)] = load_manifest(path, contents[blob], blob, limits)
+        for path, blob in snapshot.files:
+            entry = fresh[(path, blob)]
             if isinstance(entry, Manifest):
                 result.manifests.append(entry)
             else:
@@ -93,11 +102,36 @@ def _oversized(
     snapshot: Snapshot, path: str, blob: str, limits: Limits | None
 ) -> list[ManifestError] | None:
     """Refuse a too-large blob from its size in the object database, before reading it."""
-    size = int(snapshot.repo.odb.info(bytes.fromhex(blob)).size)
+    size = snapshot.sizes.get(blob)
+    if size is None:  # not listed with the tree: ask the object database
+        size = int(snapshot.repo.odb.info(bytes.fromhex(blob)).size)
     limit = (limits or Limits()).max_bytes
     if size > limit:
         return [ManifestError(path, "", f"file is {size} bytes; the limit is {limit}")]
     return None
+
+
+# Bytes of blobs held in memory at once while a revision's new files are parsed.
+READ_BATCH_BYTES = 16 * 1024 * 1024
+
+
+def _read_batches(
+    files: list[tuple[str, str]], sizes: dict[str, int], limits: Limits | None
+) -> Iterator[list[tuple[str, str]]]:
+    """Split files into read batches of at most READ_BATCH_BYTES (an unlisted size
+    counts as the per-file limit, which _oversized has already enforced)."""
+    limit = (limits or Limits()).max_bytes
+    batch: list[tuple[str, str]] = []
+    total = 0
+    for path, blob in files:
+        size = sizes.get(blob, limit)
+        if batch and total + size > READ_BATCH_BYTES:
+            yield batch
+            batch, total = [], 0
+        batch.append((path, blob))
+        total += size
+    if batch:
+        yield batch
 
 
 @dataclass
