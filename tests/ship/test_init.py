@@ -5,11 +5,13 @@ post the plan, and never apply, and its editor settings point at the schema."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 
 from controller.manifests import parse_document
@@ -115,3 +117,43 @@ def test_editor_settings_point_at_the_schema(tmp_path: Path) -> None:
     assert len(examples) == 3
     for path in examples:
         assert list(validator.iter_errors(parse_document(path, files[path]))) == []
+
+
+def _check_jsonschema() -> str:
+    found = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.fail("check-jsonschema is not installed: it comes with the [test] extra")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("path", "builtin"),
+    [
+        (".github/workflows/batch-gitops.yml", "vendor.github-workflows"),
+        (".gitlab-ci.yml", "vendor.gitlab-ci"),
+    ],
+)
+def test_ci_templates_match_the_ci_schemas(tmp_path: Path, path: str, builtin: str) -> None:
+    """The workflow and the GitLab snippet validate against GitHub's and GitLab's own
+    schemas (vendored by check-jsonschema, offline); a misspelt key does not."""
+    content = dict(template_files())[path]
+    good = tmp_path / "good.yml"
+    good.write_bytes(content)
+    checked = subprocess.run(
+        [_check_jsonschema(), "--builtin-schema", builtin, str(good)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    bad = tmp_path / "bad.yml"
+    broken = content.replace(b"runs-on:", b"runs-onn:").replace(b"  script:", b"  scripts:")
+    assert broken != content
+    bad.write_bytes(broken)
+    rejected = subprocess.run(
+        [_check_jsonschema(), "--builtin-schema", builtin, str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rejected.returncode == 1, rejected.stdout
