@@ -233,6 +233,8 @@ def test_deployment_is_a_safe_singleton(rendered: list[dict[str, Any]]) -> None:
         )
         assert "emptyDir" in volumes[mounts[directory]], setting
     assert env["BATCH_GITOPS_LISTEN"]["value"].endswith(":8080")
+    # botocore 1.x reads AWS_DEFAULT_REGION; AWS_REGION alone leaves boto3 without a region.
+    assert env["AWS_DEFAULT_REGION"]["value"]
     # Leader election: the lease table is the one deploy/iam-policy.json grants.
     policy = json.loads((DEPLOY / "iam-policy.json").read_text())
     lease_resources = json.dumps(
@@ -291,6 +293,8 @@ def test_ecs_task_definition_is_a_valid_request() -> None:
     assert container["readonlyRootFilesystem"] is True
     assert not container["user"].startswith(("0", "root"))
     assert document["requiresCompatibilities"] == ["FARGATE"]
+    names = {e["name"] for e in container["environment"]}
+    assert "AWS_DEFAULT_REGION" in names
 
 
 def test_every_batch_gitops_variable_is_a_setting() -> None:

@@ -5,6 +5,7 @@ post the plan, and never apply, and its editor settings point at the schema."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,9 +15,12 @@ import jsonschema
 import pytest
 import yaml
 
+from controller import demo_backend
 from controller.manifests import parse_document
+from controller.markdown import COMMENT_MARKER
 from controller.scaffold import SCHEMA_PATH, template_files
 from controller.schema import manifest_schema
+from tests.conftest import GitRepo
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -157,3 +161,72 @@ def test_ci_templates_match_the_ci_schemas(tmp_path: Path, path: str, builtin: s
         timeout=60,
     )
     assert rejected.returncode == 1, rejected.stdout
+
+
+def test_github_plan_step_runs_in_a_pull_request_checkout(
+    moto: demo_backend.MotoBatch, tmp_path: Path
+) -> None:
+    """The workflow's own validate and Plan scripts, run with bash in a detached
+    checkout of a PR head (as actions/checkout leaves it), with the variables GitHub
+    sets: validate passes against origin/main's policy, plan.md is the comment
+    linking the PR's new file, the step summary has it, and exit=2 is recorded."""
+    upstream = GitRepo(tmp_path / "upstream")
+    assert cli("init", str(upstream.path)).returncode == 0
+    upstream.commit("scaffold")
+    clone = tmp_path / "checkout"
+    subprocess.run(["git", "clone", "-q", str(upstream.path), str(clone)], check=True)
+    pr = GitRepo(clone)  # re-initialising a clone only sets the test identity
+    pr.git("config", "user.name", "Pat Contributor")
+    pr.git("config", "user.email", "pat@example.com")
+    pr.write(
+        "teams/analytics/jobs/extra.json",
+        {
+            "jobName": "analytics-extra",
+            "jobQueue": "analytics-queue",
+            "jobDefinition": "analytics-hello",
+            "tags": {"CostCenter": "analytics"},
+        },
+    )
+    head = pr.commit("add a job")
+    pr.git("checkout", "-q", "--detach", head)
+
+    workflow = yaml.safe_load(dict(template_files())[".github/workflows/batch-gitops.yml"])
+    steps = {s.get("name", s.get("run", "")): s for s in workflow["jobs"]["plan"]["steps"]}
+    validate_run = workflow["jobs"]["validate"]["steps"][-1]["run"]
+    outputs, summary = tmp_path / "github_output", tmp_path / "step_summary"
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
+        "BATCH_GITOPS_STATE": str(tmp_path / "ledger.sqlite"),
+        "BATCH_GITOPS_WORKDIR": str(tmp_path / "cache"),
+        "GITHUB_OUTPUT": str(outputs),
+        "GITHUB_STEP_SUMMARY": str(summary),
+        "HEAD_SHA": head,
+        "LINK_BASE": f"https://github.com/example/batch-manifests/blob/{head}/",
+    }
+    # GitHub expressions the scripts use, as GitHub would substitute them.
+    validate_script = validate_run.replace("${{ github.base_ref }}", "main")
+    validated = subprocess.run(
+        ["bash", "-e", "-c", validate_script],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    planned = subprocess.run(
+        ["bash", "-e", "-c", steps["Plan"]["run"]],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert planned.returncode == 0, planned.stderr
+    comment = (clone / "plan.md").read_text()
+    assert comment.startswith(COMMENT_MARKER)
+    assert f"]({env['LINK_BASE']}teams/analytics/jobs/extra.json)" in comment
+    assert outputs.read_text().strip() == "exit=2"
+    assert summary.read_text() == comment
