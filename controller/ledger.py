@@ -8,7 +8,9 @@ an intent left open by a crash or a lost reply is settled against AWS before
 anything is resubmitted (see ``observe.settle_intents``).
 
 SQLite in WAL mode: a SIGKILL mid-write loses at most the transaction in
-flight, never the file. One connection, guarded by a lock, shared by the
+flight, never the file; an intent's commit is also fsynced (``synchronous=FULL``
+for that transaction) so not even a power loss forgets a submission that may
+have reached AWS. One connection, guarded by a lock, shared by the
 submit threads.
 """
 
@@ -110,6 +112,8 @@ class Ledger:
             self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
             self.db.row_factory = sqlite3.Row
             self.db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL: no fsync per commit (WAL stays consistent after a crash); intents
+            # switch to FULL for their own commit (see record_intent).
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=5000")
             check = self.db.execute("PRAGMA quick_check").fetchone()[0]
@@ -216,6 +220,25 @@ class Ledger:
     ) -> None:
         """Before SubmitJob: this run becomes the key's current one."""
         now = time.time()
+        with self.lock:
+            # fsync this commit (and the WAL before it) before SubmitJob may be sent.
+            self.db.execute("PRAGMA synchronous=FULL")
+            try:
+                self._insert_intent(now, token, queue, name, manifest, spec_hash, prune, provenance)
+            finally:
+                self.db.execute("PRAGMA synchronous=NORMAL")
+
+    def _insert_intent(
+        self,
+        now: float,
+        token: str,
+        queue: str,
+        name: str,
+        manifest: str,
+        spec_hash: str,
+        prune: bool,
+        provenance: Provenance,
+    ) -> None:
         with self.transaction() as db:
             db.execute(
                 "UPDATE jobs SET is_current=0, updated_at=? WHERE queue=? AND name=? "

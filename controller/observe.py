@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import dataclass
 
 import structlog
@@ -39,8 +40,11 @@ class SettleResult:
     unknown: int = 0
 
 
-def settle_intents(api: BatchApi, ledger: Ledger) -> SettleResult:
+def settle_intents(api: BatchApi, ledger: Ledger, *, grace: float = 0.0) -> SettleResult:
+    """Adopt or close every open intent; ``grace``: seconds a young intent that AWS does
+    not list yet stays open (ListJobs can lag a SubmitJob it already accepted)."""
     result = SettleResult()
+    now = time.time()
     for record in ledger.open_intents():
         try:
             summaries = api.list_jobs(record.queue, name=record.name)
@@ -70,6 +74,17 @@ def settle_intents(api: BatchApi, ledger: Ledger) -> SettleResult:
                 job_name=record.name,
                 job_id=job["jobId"],
                 submission=record.token,
+            )
+        elif now - record.created_at < grace:
+            # Too young to call lost: it may be accepted but not listed yet. Its key
+            # stays unknown (the planner waits) until the next pass looks again.
+            result.unknown += 1
+            log.info(
+                "intent_too_young",
+                queue=record.queue,
+                job_name=record.name,
+                submission=record.token,
+                grace_seconds=grace,
             )
         else:
             ledger.record_outcome(record.token, "lost", "not found in AWS when settled")

@@ -309,7 +309,7 @@ def _run(
     )
     outcome.desired = desired
     if not outcome.dry_run:
-        outcome.settled = settle_intents(api, ledger)
+        outcome.settled = settle_intents(api, ledger, grace=settings.settle_grace)
         if before_observe is not None:
             before_observe(desired)
     refused_ledger = _ledger_lost(settings, api, ledger, desired)

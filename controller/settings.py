@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         description="Stop starting AWS writes after this long in a pass; the rest continue "
         "next pass (0: no limit).",
     )
+    settle_grace: float = Field(
+        10.0,
+        description="An unsettled submit younger than this is not called lost yet (ListJobs "
+        "may lag).",
+    )
 
     # --- loop / server ---
     interval: float = Field(30.0, description="Seconds between passes of the daemon (30s, 2m).")
@@ -168,6 +173,7 @@ class Settings(BaseSettings):
         "ready_after",
         "schedule_grace",
         "max_pass_seconds",
+        "settle_grace",
         mode="before",
     )
     @classmethod

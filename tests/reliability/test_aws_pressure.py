@@ -4,6 +4,7 @@ per-pass time budget that cuts a huge commit short while progress continues."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ def converge(controller: Controller, max_passes: int) -> list[PassResult]:
         idle = result.plan is not None and not result.plan.actions and not result.plan.waiting
         if result.result == "ok" and idle:
             return passes
+        if result.settled is not None and result.settled.unknown:
+            time.sleep(controller.settings.settle_grace)  # let young intents come of age
     raise AssertionError(
         f"no convergence in {max_passes} passes: {[(p.result, p.counts()) for p in passes]}"
     )
@@ -80,7 +83,9 @@ def test_300_jobs_converge_exactly_once_with_20_percent_faults(
         seed=11,
     )
     rate = 50.0
-    controller = proxied_controller(proxy, repo, tmp_path, monkeypatch, rate_limit=rate)
+    controller = proxied_controller(
+        proxy, repo, tmp_path, monkeypatch, rate_limit=rate, settle_grace="1s"
+    )
 
     passes = converge(controller, max_passes=8)
 

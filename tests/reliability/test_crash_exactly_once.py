@@ -66,7 +66,11 @@ def test_sigkill_at_many_points_leaves_every_job_exactly_once(
     final pass submits nothing; the logs show intents both adopted and resubmitted."""
     expected = write_jobs(repo, JOBS)
     repo.commit("200 jobs")
-    env = controller_env(proxy.endpoint, repo, tmp_path / "ledger.sqlite")
+    # moto lists a job as soon as SubmitJob returns, so no settle grace is needed here
+    # (restarts come within a second); the grace has its own test in test_lost_replies.
+    env = controller_env(
+        proxy.endpoint, repo, tmp_path / "ledger.sqlite", BATCH_GITOPS_SETTLE_GRACE="0"
+    )
 
     tried: list[str] = []
     logs: list[str] = []

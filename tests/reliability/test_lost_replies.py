@@ -5,6 +5,7 @@ it by its submission tag on the next pass, and end with one job per manifest."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +91,21 @@ def test_submit_refused_before_aws_is_resubmitted_once(
     report: Any,
 ) -> None:
     """A reset or 5xx that happened *before* AWS saw the SubmitJob is also unknown
-    to the controller; settling finds no job with the token, marks the intent lost
-    and the next pass submits it once: still exactly one job per manifest."""
+    to the controller. Within the settle grace (ListJobs may lag) the intents stay
+    open and their jobs wait; after it, settling finds no job with the token, marks
+    the intents lost and the pass submits each once: one job per manifest."""
     expected = write_jobs(repo, 12)
     repo.commit("jobs")
+    proxied.settings = proxied.settings.model_copy(update={"settle_grace": 1.5})
     kinds: list[Fault] = ["reset", "5xx"]
     proxy.rule = lambda op, n: kinds[n % 2] if op == "SubmitJob" and n % 3 == 0 else None
     first = proxied.reconcile()
     assert sum(r.result == "unknown" for r in first.results) == 4
     proxy.rule = None
+    young = proxied.reconcile()
+    assert young.settled is not None and (young.settled.unknown, young.settled.lost) == (4, 0)
+    assert young.results == [] and young.plan is not None and len(young.plan.waiting) == 4
+    time.sleep(1.5)
     second = proxied.reconcile()
     assert second.settled is not None and (second.settled.adopted, second.settled.lost) == (0, 4)
     assert sorted(r.action.reason for r in second.results) == ["retry"] * 4
