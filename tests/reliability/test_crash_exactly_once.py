@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,8 @@ def test_sigkill_at_many_points_leaves_every_job_exactly_once(
 ) -> None:
     """Each kill point kills a real controller process; after restarts AWS holds
     exactly one managed job per manifest (200), one definition revision, and a
-    final pass submits nothing; the logs show intents both adopted and resubmitted."""
+    final pass submits nothing; the logs show intents both adopted and resubmitted, and
+    the ledger file passes SQLite's integrity check after every kill."""
     expected = write_jobs(repo, JOBS)
     repo.commit("200 jobs")
     # moto lists a job as soon as SubmitJob returns, so no settle grace is needed here
@@ -84,6 +86,9 @@ def test_sigkill_at_many_points_leaves_every_job_exactly_once(
         logs.append(stderr)
         proxy.rule = None
         killed = process.returncode == -9
+        # The ledger survives the kill mid-write: the file passes SQLite's full check.
+        with sqlite3.connect(env["BATCH_GITOPS_STATE"]) as db:
+            assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         outcome = "killed"
         if not killed:
             # The pass ended before reaching this point (nothing left to do there).
