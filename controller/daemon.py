@@ -42,6 +42,8 @@ class Daemon:
         self.cache = ManifestCache()
         self.health = Health(ready_after=settings.ready_after)
         self.stopped = threading.Event()
+        # Held by every scheduled pass; stop() waits on it instead of on the scheduler.
+        self.pass_lock = threading.Lock()
         self.passes = 0
         self.scheduler = BackgroundScheduler(
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
@@ -110,6 +112,10 @@ class Daemon:
 
         return hook
 
+    def _scheduled_pass(self) -> None:
+        with self.pass_lock:
+            self.run_once()
+
     def trigger(self) -> None:
         """Run a pass as soon as the one in flight (if any) ends."""
         self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now().astimezone())
@@ -125,7 +131,7 @@ class Daemon:
             interval_seconds=self.settings.interval,
         )
         self.scheduler.add_job(
-            self.run_once,
+            self._scheduled_pass,
             "interval",
             id=JOB_ID,
             seconds=self.settings.interval,
@@ -139,7 +145,12 @@ class Daemon:
 
     def stop(self) -> None:
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=True)
+            # APScheduler's shutdown(wait=True) holds the job-store lock while it waits
+            # for the pass in flight, and a pass touches the job store (cron triggers):
+            # a SIGTERM mid-pass deadlocked. Stop scheduling, then wait for the pass.
+            self.scheduler.shutdown(wait=False)
+        with self.pass_lock:
+            pass
         if self.lease_keeper is not None:
             self.lease_keeper.stop()
         if self.lease is not None:  # after the last pass: a standby may take over now

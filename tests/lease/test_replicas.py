@@ -1,0 +1,204 @@
+"""Two real controller processes (``python -m controller run``) on one repository and one
+AWS account (moto: Batch and DynamoDB over HTTP): the leader is killed with SIGKILL in
+the middle of a 40-job commit and the standby finishes it; two replicas run through
+many commits with hand-overs. Every job name must exist exactly once in AWS."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller import demo_backend
+from tests.conftest import ROOT, GitRepo
+from tests.git_pressure.servers import free_port
+from tests.lease.conftest import TABLE
+from tests.lease.test_takeover import DEFINITION, job, runs_by_name
+
+LEASE_SECONDS = 2.0
+POLL = LEASE_SECONDS / 4
+
+
+class Replica:
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.name, self.proc, self.port, self.log = name, proc, port, log
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=2) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+        except OSError:
+            return 0, ""
+
+    def leader(self) -> bool:
+        status, text = self.get("/metrics")
+        return status == 200 and "\nbatch_gitops_leader 1.0" in text
+
+    def standby(self) -> bool:
+        status, text = self.get("/readyz")
+        return status != 0 and "standby" in text
+
+    def stop(self, sig: signal.Signals, timeout: float = 30) -> None:
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            tail = "\n".join(self.log.read_text().splitlines()[-30:])
+            pytest.fail(f"replica {self.name} still runs {timeout}s after {sig.name}:\n{tail}")
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        found = []
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{") and f'"event": "{name}"' in line:
+                found.append(json.loads(line))
+        return found
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float) -> float:
+    """Seconds until ``check()`` holds; fails the test after ``timeout``."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def replicas(
+    dynamodb: Any, moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path
+) -> Iterator[Callable[[str], Replica]]:
+    started: list[Replica] = []
+
+    def start(name: str) -> Replica:
+        port = free_port()
+        log = tmp_path / f"{name}.log"
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
+            "AWS_ENDPOINT_URL_DYNAMODB": moto.endpoint,
+            "BATCH_GITOPS_LEASE_TABLE": TABLE,
+            "BATCH_GITOPS_LEASE_SECONDS": str(LEASE_SECONDS),
+            "BATCH_GITOPS_WORKDIR": str(tmp_path / f"{name}-cache"),
+            "BATCH_GITOPS_LOG_FORMAT": "json",
+        }
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "controller",
+                    "run",
+                    "--repo",
+                    str(repo.path),
+                    "--state",
+                    str(tmp_path / f"{name}.sqlite"),
+                    "--interval",
+                    "1s",
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        replica = Replica(name, proc, port, log)
+        started.append(replica)
+        return replica
+
+    yield start
+    for replica in started:
+        if replica.proc.poll() is None:
+            replica.proc.kill()
+            replica.proc.wait(timeout=10)
+
+
+def seed(repo: GitRepo, names: list[str], message: str) -> None:
+    repo.write("defs/trainer.json", DEFINITION)
+    for name in names:
+        repo.write(f"jobs/{name}.json", job(name))
+    repo.commit(message)
+
+
+def test_standby_takes_over_a_killed_leader_without_duplicates(
+    replicas: Callable[[str], Replica], repo: GitRepo, batch: Any
+) -> None:
+    """SIGKILL of the leader while it submits 40 jobs (20/s rate limit): the standby leads
+    within one lease (+ one poll) and finishes; every job exists exactly once."""
+    seed(repo, [], "definition only")
+    a = replicas("a")
+    wait_for("a to lead", a.leader, 20)
+    b = replicas("b")
+    wait_for("b to stand by", b.standby, 20)
+    assert not b.leader()
+
+    names = [f"job-{i:02d}" for i in range(40)]
+    seed(repo, names, "forty jobs")
+    wait_for("a to start submitting", lambda: len(runs_by_name(batch)) >= 5, 20)
+    a.proc.send_signal(signal.SIGKILL)
+    killed_at = time.monotonic()
+    a.proc.wait(timeout=5)
+    by_a = len(runs_by_name(batch))
+
+    took = wait_for("b to lead", b.leader, LEASE_SECONDS * 3)
+    takeover = time.monotonic() - killed_at
+    wait_for("all 40 jobs", lambda: len(runs_by_name(batch)) == 40, 30)
+    counts = runs_by_name(batch)
+    print(
+        f"\nleader killed after submitting {by_a}/40 jobs; standby led {takeover:.2f}s later "
+        f"(lease {LEASE_SECONDS:g}s, poll {POLL:g}s); jobs expected 40, found {len(counts)}, "
+        f"duplicates {sum(c - 1 for c in counts.values())}"
+    )
+    assert took <= LEASE_SECONDS + 2 * POLL + 0.5
+    assert counts == dict.fromkeys(names, 1)
+    assert b.events("caught_up") and b.events("caught_up")[0]["adopted"] >= by_a - 1
+
+
+def test_two_replicas_over_many_commits_never_both_submit(
+    replicas: Callable[[str], Replica], repo: GitRepo, batch: Any
+) -> None:
+    """12 commits of 2 jobs each while the lease changes hands twice (SIGTERM: released;
+    SIGKILL: waited out) and the stopped replica comes back: one run per job name."""
+    seed(repo, [], "definition only")
+    running = {"a": replicas("a"), "b": replicas("b")}
+    every = list(running.values())
+    wait_for("a leader", lambda: any(r.leader() for r in running.values()), 20)
+    expected: list[str] = []
+    handovers = 0
+    for commit in range(12):
+        names = [f"c{commit:02d}-{i}" for i in range(2)]
+        expected += names
+        seed(repo, names, f"commit {commit}")
+        time.sleep(0.4)
+        if commit in (3, 7):
+            leader = next(k for k, r in running.items() if r.leader())
+            sig = signal.SIGTERM if commit == 3 else signal.SIGKILL
+            running[leader].stop(sig)
+            other = next(r for k, r in running.items() if k != leader)
+            wait_for("the other replica to lead", other.leader, LEASE_SECONDS * 3)
+            handovers += 1
+            running[leader] = replicas(f"{leader}{commit}")  # the replica comes back
+            every.append(running[leader])
+    wait_for("every job", lambda: len(runs_by_name(batch)) == len(expected), 30)
+    time.sleep(1.5)  # a few more passes: nothing more may appear
+    counts = runs_by_name(batch)
+    leaders = {e["holder"] for r in every for e in r.events("lease_acquired")}
+    print(
+        f"\n{len(expected)} jobs over 12 commits, {handovers} hand-overs; found {len(counts)} "
+        f"names, duplicates {sum(c - 1 for c in counts.values())}, leaders {len(leaders)}"
+    )
+    assert counts == dict.fromkeys(expected, 1)
+    assert handovers == 2 and len(leaders) == 3  # first leader, the other, the one restarted
