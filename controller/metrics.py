@@ -132,7 +132,7 @@ GIT_NOTES = Counter(
 # --- known label values, exported as 0 from the start ---
 # A counter that appears only when it first moves makes rate() blind to its first
 # increment and leaves dashboards empty; pre-create the bounded label sets we know.
-PASS_RESULTS = ("ok", "degraded", "source-error", "error")
+PASS_RESULTS = ("ok", "degraded", "source-error", "error", "lease-lost")
 FETCH_ERROR_REASONS = (
     "config",
     "not-a-repository",
@@ -141,6 +141,7 @@ FETCH_ERROR_REASONS = (
     "fetch-failed",
     "checkout-failed",
     "path-missing",
+    "timeout",
 )
 AWS_OPERATIONS = (
     "RegisterJobDefinition",

@@ -121,12 +121,20 @@ def test_cli_passes_and_ledger_leak_nothing(
         },
     )
     repo.write(
+        "jobs/fine.json",
+        {"jobName": "fine", "jobQueue": "test-queue", "jobDefinition": "trainer"},
+    )
+    repo.commit("a good job first (a first pass checks every queue for lost ledgers)")
+    local = {**base, "BATCH_GITOPS_REPO": str(repo.path)}
+    first = cli("reconcile", env=local)
+    assert first.returncode == 0, first.stdout + first.stderr
+    outputs.append(("first reconcile", first.stdout + first.stderr))
+    repo.write(
         "jobs/lost.json",
         {"jobName": "lost", "jobQueue": "no-such-queue", "jobDefinition": "trainer"},
     )
     repo.write("jobs/broken.json", {"jobName": "broken"})
     repo.commit("a failing job and an invalid one")
-    local = {**base, "BATCH_GITOPS_REPO": str(repo.path)}
     for args in (("reconcile",), ("reconcile", "--output", "json"), ("status", "--offline")):
         result = cli(*args, env=local)
         outputs.append((str(args), result.stdout + result.stderr))
