@@ -199,7 +199,7 @@ class Lease:
                 if code in ("AccessDeniedException", "UnrecognizedClientException"):
                     raise LeaseError(
                         f"no permission on lease table {self.table!r}: {code}; the role needs "
-                        "dynamodb:GetItem, PutItem and UpdateItem on it"
+                        "dynamodb:GetItem and dynamodb:PutItem on it"
                     ) from exc
                 log.warning("lease_unreachable", table=self.table, error=str(exc))
             except botocore.exceptions.BotoCoreError as exc:
