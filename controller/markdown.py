@@ -24,6 +24,10 @@ _REASONS = {
 }
 
 
+# Pass results that come with a plan; any other result means nothing was planned.
+_PLANNED = ("ok", "degraded")
+
+
 def _cell(text: Any) -> str:
     """Table-cell safe: pipes escaped, newlines flattened."""
     return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").strip()
@@ -58,6 +62,23 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" + ("" if count == 1 else "s")
 
 
+def _error_rows(errors: list[dict[str, Any]], link_base: str) -> list[str]:
+    if not errors:
+        return []
+    out = ["### :x: Validation errors", ""]
+    out.append("These files are skipped (their jobs are neither submitted nor stopped):")
+    out.append("")
+    out += _table(
+        ["file", "field", "problem"],
+        [
+            [_file(e["path"], link_base), _code(e.get("field", "")), _cell(e["message"])]
+            for e in errors
+        ],
+    )
+    out.append("")
+    return out
+
+
 def render_plan(data: dict[str, Any], link_base: str = "") -> str:
     """The comment for one dry-run pass (``PassResult.as_dict()``)."""
     actions: list[dict[str, Any]] = data.get("actions", [])
@@ -75,10 +96,13 @@ def render_plan(data: dict[str, Any], link_base: str = "") -> str:
     if revision:
         out.append(f"Revision `{revision[:12]}` by {_cell(data.get('author', ''))}.")
         out.append("")
-    if data.get("result") in ("source-error", "error") and not revision:
-        out += [f"**Error:** {_cell(data.get('message', ''))}", ""]
-        out.append("Nothing was planned: the source could not be read.")
-        return "\n".join(out) + "\n"
+    result = data.get("result", "ok")
+    if result not in _PLANNED:
+        # source-error, error (e.g. an untrusted empty ledger), rejected (unsigned head,
+        # too many files), lease-lost: no plan exists, so nothing may read as "in sync".
+        out += [f"**Not planned ({_cell(result)}):** {_cell(data.get('message', ''))}", ""]
+        out += _error_rows(data.get("errors", []), link_base)
+        return "\n".join(out).rstrip("\n") + "\n"
 
     if not actions and not held and not errors and not waiting:
         out.append("**In sync:** merging this changes nothing in AWS Batch.")
@@ -101,18 +125,7 @@ def render_plan(data: dict[str, Any], link_base: str = "") -> str:
         summary.append(_plural(len(waiting), "key") + " waiting")
     out += ["**" + ", ".join(summary) + ".**", ""]
 
-    if errors:
-        out += ["### :x: Validation errors", ""]
-        out.append("These files are skipped (their jobs are neither submitted nor stopped):")
-        out.append("")
-        out += _table(
-            ["file", "field", "problem"],
-            [
-                [_file(e["path"], link_base), _code(e.get("field", "")), _cell(e["message"])]
-                for e in errors
-            ],
-        )
-        out.append("")
+    out += _error_rows(errors, link_base)
     if register:
         out += ["### Job definitions to register", ""]
         out += _table(

@@ -168,11 +168,28 @@ def test_github_plan_step_runs_in_a_pull_request_checkout(
 ) -> None:
     """The workflow's own validate and Plan scripts, run with bash in a detached
     checkout of a PR head (as actions/checkout leaves it), with the variables GitHub
-    sets: validate passes against origin/main's policy, plan.md is the comment
-    linking the PR's new file, the step summary has it, and exit=2 is recorded."""
+    sets, after the controller applied main: validate passes against origin/main's
+    policy; the Plan step rebuilds a throw-away ledger from AWS tags, so plan.md lists
+    only the PR's new job (linked), not main's jobs again; the step summary has it,
+    and exit=2 is recorded."""
     upstream = GitRepo(tmp_path / "upstream")
     assert cli("init", str(upstream.path)).returncode == 0
     upstream.commit("scaffold")
+    # The controller has applied the target branch (its ledger is elsewhere).
+    moto.create_queues(["analytics-queue"])
+    applied = subprocess.run(
+        [sys.executable, "-m", "controller", "reconcile", "--repo", str(upstream.path)],
+        env={
+            **os.environ,
+            "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
+            "BATCH_GITOPS_STATE": str(tmp_path / "controller.sqlite"),
+            "BATCH_GITOPS_WORKDIR": str(tmp_path / "controller-cache"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert applied.returncode == 0, applied.stderr
     clone = tmp_path / "checkout"
     subprocess.run(["git", "clone", "-q", str(upstream.path), str(clone)], check=True)
     pr = GitRepo(clone)  # re-initialising a clone only sets the test identity
@@ -194,17 +211,26 @@ def test_github_plan_step_runs_in_a_pull_request_checkout(
     steps = {s.get("name", s.get("run", "")): s for s in workflow["jobs"]["plan"]["steps"]}
     validate_run = workflow["jobs"]["validate"]["steps"][-1]["run"]
     outputs, summary = tmp_path / "github_output", tmp_path / "step_summary"
+    # The step's env block, with GitHub's expressions substituted as GitHub would.
+    step_env = {
+        name: value.replace("${{ github.base_ref }}", "main")
+        .replace("${{ github.event.pull_request.head.sha }}", head)
+        .replace("${{ runner.temp }}", str(tmp_path))
+        .replace("${{ github.server_url }}", "https://github.com")
+        .replace("${{ github.repository }}", "example/batch-manifests")
+        for name, value in steps["Plan"]["env"].items()
+    }
     env = {
         **os.environ,
+        **step_env,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
-        "BATCH_GITOPS_STATE": str(tmp_path / "ledger.sqlite"),
         "BATCH_GITOPS_WORKDIR": str(tmp_path / "cache"),
         "GITHUB_OUTPUT": str(outputs),
         "GITHUB_STEP_SUMMARY": str(summary),
-        "HEAD_SHA": head,
-        "LINK_BASE": f"https://github.com/example/batch-manifests/blob/{head}/",
     }
+    assert "${{" not in json.dumps(step_env)
+    assert env["LINK_BASE"] == f"https://github.com/example/batch-manifests/blob/{head}/"
     # GitHub expressions the scripts use, as GitHub would substitute them.
     validate_script = validate_run.replace("${{ github.base_ref }}", "main")
     validated = subprocess.run(
@@ -225,8 +251,11 @@ def test_github_plan_step_runs_in_a_pull_request_checkout(
         timeout=120,
     )
     assert planned.returncode == 0, planned.stderr
+    assert "rebuilt 2 job runs (2 jobs) and 1 definition revisions" in planned.stderr
     comment = (clone / "plan.md").read_text()
     assert comment.startswith(COMMENT_MARKER)
     assert f"]({env['LINK_BASE']}teams/analytics/jobs/extra.json)" in comment
+    # Only the pull request's change: what main already ran is not planned again.
+    assert "**1 job to submit.**" in comment, comment
     assert outputs.read_text().strip() == "exit=2"
     assert summary.read_text() == comment

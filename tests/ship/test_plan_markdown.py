@@ -153,6 +153,22 @@ def test_source_error_comment() -> None:
     assert "branch 'nope' not found" in text and "In sync" not in text
 
 
+def test_error_with_a_revision_is_not_in_sync() -> None:
+    """A pass that read its revision but refused to plan (e.g. an empty ledger while AWS
+    holds this controller's jobs) shows the reason, never 'In sync'."""
+    text = render_plan(
+        {
+            "result": "error",
+            "revision": "b" * 40,
+            "author": "Ada",
+            "message": "ledger.sqlite: the ledger is empty; run batch-gitops ledger rebuild",
+            "actions": [],
+        }
+    )
+    assert "Not planned (error)" in text and "ledger rebuild" in text
+    assert "In sync" not in text
+
+
 def test_cli_plan_markdown(moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path) -> None:
     """`batch-gitops plan --output markdown --link-base URL` in its own process prints
     the comment (marker first, linked files) and exits 2: changes pending."""
