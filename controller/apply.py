@@ -68,6 +68,7 @@ class Applier:
     _submitted: dict[JobKey, str] = field(default_factory=dict)
     _failed_keys: set[JobKey] = field(default_factory=set)
     _failed_definitions: set[str] = field(default_factory=set)
+    _writes_started: int = 0
 
     def apply(self, plan: Plan, desired: DesiredState) -> list[ActionResult]:
         by_kind: dict[str, list[Action]] = {
@@ -199,6 +200,7 @@ class Applier:
             if self._out_of_time():
                 self._record(self._deferred(action))
                 continue
+            self._writes_started += 1
             tags = tags_by_arn.get(action.aws_id)
             if tags is None:
                 # AWS no longer lists it (or the read failed): deregistering twice is harmless
@@ -225,7 +227,13 @@ class Applier:
         return jobs[0] if jobs else None
 
     def _out_of_time(self) -> bool:
-        return self.deadline is not None and time.monotonic() >= self.deadline
+        # Every pass starts at least one write, so a pass whose reads alone used up the
+        # budget still makes progress.
+        return (
+            self.deadline is not None
+            and time.monotonic() >= self.deadline
+            and self._writes_started > 0
+        )
 
     def _deferred(self, action: Action) -> ActionResult:
         return ActionResult(
@@ -235,6 +243,7 @@ class Applier:
     def _stop(self, action: Action) -> ActionResult:
         if self._out_of_time():
             return self._deferred(action)
+        self._writes_started += 1
         job_id = action.aws_id
         reason = f"batch-gitops: manifest {action.reason} at {self.provenance.revision[:12]}"
         try:
@@ -367,6 +376,7 @@ class Applier:
             # Before the intent: a deferred submit leaves no trace, the next pass plans it.
             self._failed_keys.add(want.key)
             return self._deferred(action)
+        self._writes_started += 1
         token = uuid.uuid4().hex
         request["tags"] = {
             **(want.request.get("tags") or {}),

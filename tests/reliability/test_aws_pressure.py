@@ -146,16 +146,17 @@ def test_time_budget_cuts_a_big_commit_short_and_progress_continues(
     batch: Any,
     report: Any,
 ) -> None:
-    """With max_pass_seconds=1 and 40 requests/s, a 150-job commit takes several
+    """With max_pass_seconds=1.5 and 40 requests/s, a 150-job commit takes several
     passes: each submits some jobs, reports the rest "deferred" (no intent left
     open), and together they submit every job exactly once."""
     expected = write_jobs(repo, 150)
     repo.commit("150 jobs")
     controller = proxied_controller(
-        proxy, repo, tmp_path, monkeypatch, rate_limit=40, max_pass_seconds="1s"
+        proxy, repo, tmp_path, monkeypatch, rate_limit=40, max_pass_seconds="1.5s"
     )
 
-    passes = converge(controller, max_passes=12)
+    # 150 jobs at 40/s need 3.75 s: at least three 1.5 s passes, more on a slow machine.
+    passes = converge(controller, max_passes=30)
 
     submitted = [
         sum(r.action.action == "submit" and r.result == "ok" for r in p.results) for p in passes
@@ -170,5 +171,34 @@ def test_time_budget_cuts_a_big_commit_short_and_progress_continues(
     assert all(n > 0 for n in submitted[:-1])  # every cut-short pass still made progress
     assert sum(submitted) == 150
     assert controller.ledger.open_intents() == []
+    found = managed_jobs(batch)
+    assert set(found) == expected and set(found.values()) == {1}
+
+
+def test_a_pass_whose_budget_is_gone_before_it_writes_still_makes_progress(
+    moto: demo_backend.MotoBatch,
+    proxy: FaultProxy,
+    repo: GitRepo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    batch: Any,
+) -> None:
+    """With a budget smaller than the reads of a pass (1 ms) and one submit at a time,
+    every pass still starts exactly one write: 6 jobs take 6 passes, never zero."""
+    expected = write_jobs(repo, 6)
+    repo.commit("6 jobs")
+    controller = proxied_controller(
+        proxy,
+        repo,
+        tmp_path,
+        monkeypatch,
+        rate_limit=1000,
+        concurrency=1,
+        max_pass_seconds="1ms",
+    )
+    passes = converge(controller, max_passes=10)
+    writes = [sum(r.result == "ok" for r in p.results) for p in passes]
+    # The definition is registered in pass 1 (registrations are not deferred).
+    assert writes == [2, 1, 1, 1, 1, 1, 0]
     found = managed_jobs(batch)
     assert set(found) == expected and set(found.values()) == {1}
