@@ -96,6 +96,8 @@ def test_ci_templates_validate_and_plan_but_never_apply() -> None:
     }
     assert "batch-gitops validate" in steps["validate"]
     assert "--output markdown" in steps["plan"] and "gh pr comment" in steps["plan"]
+    # The comment is found again by the renderer's marker, so a push updates it.
+    assert COMMENT_MARKER in steps["plan"]
     gitlab = yaml.safe_load(files[".gitlab-ci.yml"])
     gitlab_scripts = "\n".join(
         "\n".join(job["script"]) for name, job in gitlab.items() if name.startswith("batch")
