@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from controller import demo_backend
+from controller.batch import Boto3Batch
+from controller.ledger import Ledger
 from controller.settings import Settings
-from tests.conftest import Controller, GitRepo, make_controller
+from tests.conftest import Controller, GitRepo
 from tests.reliability.conftest import managed_jobs, write_jobs
 from tests.support.fault_proxy import Fault, FaultProxy
 
@@ -32,10 +34,12 @@ def proxied(
         workdir=tmp_path / "cache",
         rate_limit=1000,
     )
-    return make_controller(settings)
+    # A 1 s read timeout, so a reply held back 2 s by the proxy ("slow-after") times out.
+    api = Boto3Batch(rate_limit=1000, max_attempts=3, read_timeout=1.0)
+    return Controller(settings, api, Ledger(settings.state))
 
 
-@pytest.mark.parametrize("fault", ["drop-after", "5xx-after"])
+@pytest.mark.parametrize("fault", ["drop-after", "5xx-after", "slow-after"])
 def test_lost_submit_replies_are_settled_by_tag_not_resubmitted(
     fault: Fault,
     moto: demo_backend.MotoBatch,
@@ -45,12 +49,14 @@ def test_lost_submit_replies_are_settled_by_tag_not_resubmitted(
     batch: Any,
     report: Any,
 ) -> None:
-    """Every 4th SubmitJob reaches moto but its reply is lost: pass 1 reports those
+    """Every 4th SubmitJob reaches moto but its reply is lost (connection closed, a
+    500, or a reply later than the client's read timeout): pass 1 reports those
     actions "unknown"; pass 2 adopts them by tag without another SubmitJob; AWS
     ends with exactly one job per manifest and the proxy saw exactly one
     SubmitJob per manifest reach AWS."""
     expected = write_jobs(repo, JOBS)
     repo.commit("jobs")
+    proxy.slow_seconds = 2.0
     proxy.rule = lambda op, n: fault if op == "SubmitJob" and n % 4 == 1 else None
 
     first = proxied.reconcile()

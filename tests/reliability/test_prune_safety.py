@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from controller import demo_backend
 from controller.settings import Settings
@@ -164,8 +165,8 @@ def test_mass_prune_is_held_reported_and_applied_only_when_acknowledged(
     report: Any,
 ) -> None:
     """Removing 11 of 12 active jobs: `plan --output json` exits 2 and lists them under
-    "held" with a "held_reason"; reconcile cancels nothing and sets
-    batch_gitops_held_prunes to 11; with --allow-mass-prune all 11 are cancelled."""
+    "held" with a "held_reason"; reconcile cancels nothing, logs "prunes_held" and
+    sets batch_gitops_held_prunes to 11; with --allow-mass-prune all 11 are cancelled."""
     write_jobs(repo, 12)
     repo.commit("12 jobs")
     assert controller.reconcile().result == "ok"
@@ -183,8 +184,11 @@ def test_mass_prune_is_held_reported_and_applied_only_when_acknowledged(
     assert "--allow-mass-prune" in body["held_reason"]
 
     counter = WriteCounter(controller.api)
-    held = controller.reconcile()
+    with capture_logs() as logs:
+        held = controller.reconcile()
     assert counter.writes == []
+    [warning] = [e for e in logs if e["event"] == "prunes_held"]
+    assert warning["count"] == 11 and "--allow-mass-prune" in warning["reason"]
     assert held.plan is not None and len(held.plan.held) == 11
     assert REGISTRY.get_sample_value("batch_gitops_held_prunes") == 11
     assert set(statuses(batch, controller).values()) == {"SUBMITTED"}

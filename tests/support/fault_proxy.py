@@ -18,6 +18,8 @@ Faults (``Fault``):
 * ``5xx``              answer 500, not forwarded
 * ``reset``            reset the connection (RST), not forwarded
 * ``slow``             wait ``slow_seconds``, then forward normally
+* ``slow-after``       forward (AWS did it), then wait ``slow_seconds`` before
+  replying: a client with a shorter read timeout gives up on a done request
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ Fault = Literal[
     "5xx",
     "reset",
     "slow",
+    "slow-after",
 ]
 # (operation, how many requests of that operation came before this one) -> fault or None
 Rule = Callable[[str, int], "Fault | None"]
@@ -159,7 +162,15 @@ class FaultProxy:
 
     def reached_aws(self, operation: str) -> int:
         """Requests of ``operation`` that were forwarded to moto (AWS acted on them)."""
-        forwarded = {"", "slow", "kill-after", "kill-after-reply", "drop-after", "5xx-after"}
+        forwarded = {
+            "",
+            "slow",
+            "slow-after",
+            "kill-after",
+            "kill-after-reply",
+            "drop-after",
+            "5xx-after",
+        }
         with self._lock:
             return sum(1 for s in self.seen if s.operation == operation and s.fault in forwarded)
 
@@ -212,6 +223,8 @@ class FaultProxy:
             return _reset(handler)
         if fault == "5xx-after":
             return _reply_error(handler, 500, "ServerException", "injected failure after commit")
+        if fault == "slow-after":
+            time.sleep(self.slow_seconds)
         handler.send_response(status)
         for name, value in headers:
             if name.lower() not in ("content-length", "connection", "transfer-encoding", "date"):
