@@ -30,6 +30,7 @@ files. Everything raises :class:`SourceError` with a short machine ``reason``
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -54,6 +55,8 @@ log = structlog.get_logger(__name__)
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://|^[^/\s]+@[^:\s]+:")
 # Reading blobs is local (no network), but never unbounded.
 READ_TIMEOUT = 120.0
+# Most paths are the same from one revision to the next; the check builds a PurePath.
+_manifest_path = functools.lru_cache(maxsize=1 << 16)(is_manifest_path)
 # Every reason a SourceError can carry (the metric label values).
 REASONS = (
     "config",
@@ -404,7 +407,7 @@ class GitSource:
                 continue
             mode, kind, blob, size = meta.split()
             path = prefix + name
-            if kind != "blob" or mode == "120000" or not is_manifest_path(name):
+            if kind != "blob" or mode == "120000" or not _manifest_path(name):
                 continue  # symlinks are never followed; submodules are not manifests
             if not size.isdigit():
                 raise ValueError(f"blob {blob} of {path} is missing from {self.display}")
