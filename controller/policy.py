@@ -29,6 +29,7 @@ pruned either.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -193,10 +194,14 @@ _MIB = {
 
 
 def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
+    """A finite number, or None ("INFINITY" and "nan" are strings AWS would reject)."""
+    if isinstance(value, bool):
         return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _container(usage: Usage, container: Any, where: str) -> None:
@@ -210,12 +215,14 @@ def _container(usage: Usage, container: Any, where: str) -> None:
     for index, requirement in enumerate(container.get("resourceRequirements") or []):
         if not isinstance(requirement, dict):
             continue
-        value = _number(requirement.get("value"))
         kind = requirement.get("type")
         target_list = {"VCPU": usage.vcpus, "MEMORY": usage.memory, "GPU": usage.gpus}.get(
             str(kind)
         )
-        if value is not None and target_list is not None:
+        # An amount that is not a finite number cannot be shown to fit a ceiling.
+        value = _number(requirement.get("value"))
+        value = math.inf if value is None else value
+        if target_list is not None:
             target_list.append((f"{where}.resourceRequirements[{index}]", value))
     if isinstance(container.get("image"), str):
         usage.images.append((f"{where}.image", container["image"]))
@@ -414,7 +421,11 @@ def _check(
             continue
         for spot, amount in amounts:
             if amount > ceiling:
-                shown = int(amount) if amount == int(amount) else amount
+                shown: Any = amount
+                if not math.isfinite(amount):
+                    shown = "an unreadable amount of"
+                elif amount == int(amount):
+                    shown = int(amount)
                 yield (
                     spot,
                     f"policy limits.{rule}: asks for {shown} {unit}; team {name!r} may use at "

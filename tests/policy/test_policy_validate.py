@@ -416,3 +416,21 @@ def test_text_output_prints_file_field_rule_and_line(repo: GitRepo) -> None:
         "teams/finance/job.json: jobQueue: policy jobQueues: job queue 'gpu-job-queue' is not "
         "allowed for team 'finance' (allowed: finance-*) [.batch-gitops/policy.yaml:6]"
     )
+
+
+def test_unreadable_amounts_do_not_slip_under_a_ceiling(repo: GitRepo) -> None:
+    """A resourceRequirements value that is not a finite number ('INFINITY', '1e400',
+    'lots') is a violation of the ceiling, never a crash or a pass (found by the
+    property-based test)."""
+    requirements = [
+        {"type": "VCPU", "value": "INFINITY"},
+        {"type": "MEMORY", "value": "1e400"},
+        {"type": "GPU", "value": "lots"},
+    ]
+    job = _with(GOOD_JOB, containerOverrides={"resourceRequirements": requirements})
+    write_tree(repo, {"teams/finance/def.json": GOOD_DEFINITION, "teams/finance/job.json": job})
+    code, body = run_validate(repo.path)
+    assert code == 1
+    rules = sorted(e["message"].split(":")[0] for e in body["errors"])
+    assert rules == ["policy limits.gpus", "policy limits.memoryMiB", "policy limits.vcpus"]
+    assert all("an unreadable amount of" in e["message"] for e in body["errors"])

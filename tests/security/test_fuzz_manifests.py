@@ -19,7 +19,7 @@ from typing import Any
 import botocore.session
 import botocore.validate
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from controller import demo_backend
@@ -213,6 +213,13 @@ def test_a_pass_applies_the_good_files_and_nothing_rejected(
     """A real pass over good files plus generated ones: never crashes, submits every
     good job, submits nothing that is not an accepted manifest, and reports every
     file botocore rejects as invalid, by path."""
+    # A valid job on a queue that does not exist is not bad input but an AWS-side
+    # failure (and on an empty ledger the adoption check then stops the whole pass):
+    # keep to real queues so "good" and "bad" are decided by validation alone.
+    for suffix, raw in generated:
+        loaded = load_manifest(f"x{suffix}", raw)
+        if isinstance(loaded, Manifest) and loaded.kind == "job":
+            assume(loaded.request["jobQueue"] in QUEUES)
     moto_server.reset()
     demo_backend.set_mode("instant")
     moto_server.create_queues(QUEUES)
