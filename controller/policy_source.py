@@ -43,19 +43,42 @@ def gate(loaded: LoadResult, raw: bytes | None, label: str, path_prefix: str = "
     return enforce(policy, loaded, path_prefix)
 
 
+def fetch_trusted_ref(repo: git.Repo, branch: str, timeout: float = 60.0) -> str:
+    """A mirror of a remote holds only the applied branch: fetch the trusted branch
+    (again on every call: it moves) into a ref of its own and return that ref."""
+    local = f"refs/batch-gitops/policy/{branch}"
+    try:
+        repo.git.fetch(
+            "origin", f"+refs/heads/{branch}:{local}", "--no-tags", kill_after_timeout=timeout
+        )
+    except git.GitCommandError as exc:
+        raise ValueError(f"cannot fetch the trusted branch {branch!r} from origin") from exc
+    return local
+
+
 def gate_revision(
-    loaded: LoadResult, repo: git.Repo, revision: str, policy_file: str, policy_from: str = ""
+    loaded: LoadResult,
+    repo: git.Repo,
+    revision: str,
+    policy_file: str,
+    policy_from: str = "",
+    *,
+    remote: bool = False,
 ) -> LoadResult:
-    """The pass's gate: the policy of the applied revision, or of ``policy_from``."""
+    """The pass's gate: the policy of the applied revision, or of ``policy_from``
+    (fetched first when ``repo`` mirrors a remote)."""
     ref = policy_from or revision
     try:
+        if policy_from and remote:
+            ref = fetch_trusted_ref(repo, policy_from)
         raw = read_at(repo, ref, policy_file)
     except ValueError as exc:
         return block_all(loaded, [ManifestError(policy_file, "", f"--policy-from: {exc}")])
     if raw is None and policy_from:
         missing = ManifestError(policy_file, "", f"no policy file at the trusted ref {ref!r}")
         return block_all(loaded, [missing])
-    return gate(loaded, raw, policy_file if not policy_from else f"{policy_file}@{ref}")
+    label = policy_file if not policy_from else f"{policy_file}@{policy_from}"
+    return gate(loaded, raw, label)
 
 
 def gate_directory(

@@ -19,7 +19,7 @@ from controller.manifests import Limits, LoadResult
 from controller.policy_source import gate_revision
 from controller.settings import Settings
 from controller.signatures import verify_revision
-from controller.source import Snapshot
+from controller.source import Snapshot, is_url
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +61,12 @@ def refuse(settings: Settings, snapshot: Snapshot) -> tuple[str, str] | None:
 
 def apply_policy(settings: Settings, snapshot: Snapshot, loaded: LoadResult) -> LoadResult:
     gated = gate_revision(
-        loaded, snapshot.repo, snapshot.revision, settings.policy_file, settings.policy_from
+        loaded,
+        snapshot.repo,
+        snapshot.revision,
+        settings.policy_file,
+        settings.policy_from,
+        remote=is_url(settings.repo),
     )
     blocked = len(gated.invalid_paths - loaded.invalid_paths)
     metrics.POLICY_VIOLATIONS.set(blocked)

@@ -89,3 +89,31 @@ def test_plan_with_policy_from_uses_the_trusted_ref(controller: Controller, repo
     assert [a.kind for a in strict.plan.actions] == ["job-definition"]
     assert [(e.path, e.field) for e in strict.errors] == [("teams/finance/gpu.json", "jobQueue")]
     assert "policy.yaml@main:6" in strict.errors[0].message
+
+
+def test_policy_from_is_fetched_for_a_remote_source(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """With a git URL as source (a bare mirror that holds only the applied branch),
+    policy_from=main is fetched from the remote: the PR branch's looser policy is
+    ignored; a trusted branch that cannot be fetched blocks every manifest, loudly."""
+    repo.write(".batch-gitops/policy.yaml", POLICY)
+    repo.write(DEFINITION, GOOD_DEFINITION)
+    repo.commit("policy")
+    repo.git("checkout", "-q", "-b", "pr")
+    repo.write(
+        ".batch-gitops/policy.yaml", POLICY.replace("jobQueues: [finance-*]", "jobQueues: ['*']")
+    )
+    repo.write("teams/finance/gpu.json", _with(JOB, jobQueue="gpu-job-queue"))
+    repo.commit("PR")
+    settings = controller.settings.model_copy(
+        update={"repo": f"file://{repo.path}", "branch": "pr", "policy_from": "main"}
+    )
+    first = run_pass(settings, make_source(settings), controller.api, controller.ledger)
+    assert [(e.path, e.field) for e in first.errors] == [("teams/finance/gpu.json", "jobQueue")]
+    assert "policy.yaml@main:6" in first.errors[0].message
+    assert batch.list_jobs(jobQueue="gpu-job-queue")["jobSummaryList"] == []
+    missing = settings.model_copy(update={"policy_from": "no-such-branch"})
+    refused = run_pass(missing, make_source(missing), controller.api, controller.ledger)
+    assert refused.desired is not None and refused.desired.jobs == {}
+    assert any("cannot fetch the trusted branch" in e.message for e in refused.errors)
