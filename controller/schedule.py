@@ -108,6 +108,16 @@ def tick_name(name: str, tick: datetime) -> str:
     return f"{name}-{tick.astimezone(UTC).strftime(TICK_FORMAT)}"
 
 
+def tick_from_suffix(suffix: str) -> float | None:
+    """The tick (epoch seconds) a run name's suffix stands for, or None if it is not one."""
+    if len(suffix) != TICK_SUFFIX_LENGTH - 1:
+        return None
+    try:
+        return datetime.strptime(suffix, TICK_FORMAT).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class TickDecision:
     """What one pass does for one schedule."""
@@ -366,6 +376,15 @@ def expand_schedules(
             db.executemany("UPDATE schedules SET active=0 WHERE queue=? AND name=?", gone)
 
     open_by_key = open_ticks(ledger)
+    # Runs the ledger knows without their tick row (a ledger rebuilt from AWS tags, a new
+    # leader's ledger): still desired while active, or they would be pruned as removed.
+    for (queue, job_name), run in current.items():
+        if run.state == "submitted" and run.status in FINISHED_STATUSES:
+            continue
+        base, _, suffix = job_name.rpartition("-")
+        tick = tick_from_suffix(suffix)
+        if tick is not None and (queue, base) in templates:
+            open_by_key.setdefault((queue, base), []).append(tick)
     for key, template, _, _, decision in decisions:
         ticks = list(open_by_key.get(key, []))
         if not record and decision.tick is not None and decision.outcome == "run":

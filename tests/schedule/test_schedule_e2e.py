@@ -227,3 +227,35 @@ def test_daemon_pass_registers_a_cron_trigger_per_schedule(
         assert daemon.scheduler.get_job("schedule:test-queue/report") is None
     finally:
         daemon.scheduler.shutdown(wait=False)
+
+
+def test_a_rebuilt_ledger_neither_stops_nor_repeats_a_running_tick(
+    controller: Controller, repo: GitRepo, batch: Any, tmp_path: Any
+) -> None:
+    """The ledger is lost while tick 02:01 runs and is rebuilt from AWS tags (no tick
+    tables): the next pass writes nothing — the run is neither stopped nor submitted
+    again — and the schedule resumes with tick 02:02."""
+    from controller.ledger import Ledger
+    from controller.ledger_rebuild import rebuild
+
+    demo_backend.set_mode("hold", step=0.05)
+    setup(repo, catch_up=True)
+    controller.reconcile(now=T0)
+    controller.reconcile(now=at(1, 5))
+    running = controller.ledger.current_jobs()[("test-queue", "report-20261125T0201Z")].job_id
+    assert running
+    wait_status(running, "RUNNING")
+    controller.ledger.close()
+
+    state = tmp_path / "rebuilt.sqlite"
+    fresh = Ledger(state)
+    rebuild(controller.api, fresh, ["test-queue"], controller.settings.controller_id)
+    fresh.close()
+    ctl = make_controller(controller.settings.model_copy(update={"state": state}))
+    counter = WriteCounter(ctl.api)
+    after = ctl.reconcile(now=at(1, 40))
+    assert counter.writes == [] and not after.failed, after.as_dict()
+    assert demo_backend.job_status(running) == "RUNNING"
+    ctl.reconcile(now=at(2, 5))
+    assert counter.writes == ["SubmitJob"]
+    assert aws_job_names(batch) == Counter({"report-20261125T0201Z": 1, "report-20261125T0202Z": 1})
