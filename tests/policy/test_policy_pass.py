@@ -4,8 +4,10 @@ violating is never pruned, and ``plan`` with ``policy_from`` uses the trusted re
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import structlog
 from prometheus_client import REGISTRY
 
 from controller import demo_backend
@@ -117,3 +119,32 @@ def test_policy_from_is_fetched_for_a_remote_source(
     refused = run_pass(missing, make_source(missing), controller.api, controller.ledger)
     assert refused.desired is not None and refused.desired.jobs == {}
     assert any("cannot fetch the trusted branch" in e.message for e in refused.errors)
+
+
+def test_plan_command_with_policy_from(controller: Controller, repo: GitRepo) -> None:
+    """`batch-gitops plan --policy-from main` on the PR branch exits 1 and lists the
+    violation, where the PR's own (looser) policy would have let it through."""
+    from click.testing import CliRunner
+
+    from controller.cli import main
+
+    repo.write(".batch-gitops/policy.yaml", POLICY)
+    repo.write(DEFINITION, GOOD_DEFINITION)
+    repo.commit("policy")
+    repo.git("checkout", "-q", "-b", "pr")
+    repo.write(
+        ".batch-gitops/policy.yaml", POLICY.replace("jobQueues: [finance-*]", "jobQueues: ['*']")
+    )
+    repo.write("teams/finance/gpu.json", _with(JOB, jobQueue="gpu-job-queue"))
+    repo.commit("PR")
+    args = ["plan", "--repo", str(repo.path), "--branch", "pr", "-o", "json"]
+    args += ["--state", str(controller.settings.state)]
+    try:
+        loose = CliRunner().invoke(main, args)
+        strict = CliRunner().invoke(main, [*args, "--policy-from", "main"])
+    finally:
+        structlog.reset_defaults()  # the command bound logging to CliRunner's stream
+    assert loose.exit_code == 2, loose.output
+    assert strict.exit_code == 1, strict.output
+    errors = json.loads(strict.stdout)["errors"]
+    assert [(e["path"], e["field"]) for e in errors] == [("teams/finance/gpu.json", "jobQueue")]
