@@ -58,11 +58,12 @@ def prune(older_than: str, state: Path | None, dry_run: bool, output: str) -> No
         age = parse_age(older_than)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from exc
-    if age <= 0:
-        raise click.BadParameter("must be more than 0", param_hint="--older-than")
     settings = build_settings(state=state)
     _, ledger = open_runtime(settings)
-    result = prune_ledger(ledger, older_than=age, dry_run=dry_run)
+    try:
+        result = prune_ledger(ledger, older_than=age, dry_run=dry_run)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from exc
     if output == "json":
         click.echo(json.dumps(result.as_dict(), indent=2))
         return

@@ -21,8 +21,9 @@ Deleted when older than the cutoff (by last update):
   decided again: the schedule's ``last_tick`` is kept);
 * INACTIVE (deregistered) definitions, audit ``actions`` and ``passes``.
 
-Called by ``batch-gitops ledger prune`` and, when ``ledger_retention_days`` is
-set, by the daemon at most once an hour.
+The age is at least 7 days (``MIN_DAYS``). Called by ``batch-gitops ledger
+prune`` and, when ``ledger_retention_days`` is set, by the daemon at most once
+an hour.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ from controller.schedule import FINISHED_STATUSES, ensure_tables
 log = structlog.get_logger(__name__)
 
 DAY = 86_400.0
+# AWS keeps finished jobs about a week: pruning younger records gains nothing, and a ledger
+# emptier than AWS looks lost (the pass refuses to run on an empty ledger next to our jobs).
+MIN_DAYS = 7.0
 # The daemon prunes at most this often: a DELETE per pass would be wasted work.
 PRUNE_EVERY = 3_600.0
 LAST_PRUNE_META = "last_prune_at"
@@ -75,8 +79,11 @@ def prune_ledger(
     ledger: Ledger, *, older_than: float, now: float | None = None, dry_run: bool = False
 ) -> PruneResult:
     """Delete records last updated more than ``older_than`` seconds ago (see module doc)."""
-    if older_than <= 0:
-        raise ValueError("older_than must be positive")
+    if older_than < MIN_DAYS * DAY:
+        raise ValueError(
+            f"must be at least {MIN_DAYS:g} days: AWS itself keeps finished jobs about a week, "
+            "and a ledger that forgets sooner could look lost next to them"
+        )
     cutoff = (now if now is not None else time.time()) - older_than
     ensure_tables(ledger)
     result = PruneResult(dry_run=dry_run)
@@ -135,8 +142,10 @@ def prune_if_due(ledger: Ledger, retention_days: float, now: float | None = None
     last = float(ledger.get_meta(LAST_PRUNE_META) or 0)
     if now - last < PRUNE_EVERY:
         return
+    if retention_days < MIN_DAYS:
+        log.warning("ledger_retention_raised", configured_days=retention_days, days=MIN_DAYS)
     try:
-        prune_ledger(ledger, older_than=retention_days * DAY, now=now)
+        prune_ledger(ledger, older_than=max(retention_days, MIN_DAYS) * DAY, now=now)
     except sqlite3.Error:  # the next pass still runs; pruning waits for the next hour
         log.exception("ledger_prune_failed")
     ledger.set_meta(LAST_PRUNE_META, str(now))

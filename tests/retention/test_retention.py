@@ -133,8 +133,8 @@ def test_daemon_prunes_with_the_setting_at_most_hourly(
 
 
 def test_ledger_prune_command(controller: Controller, repo: GitRepo) -> None:
-    """``ledger prune --older-than 90d --output json`` reports counts; a bad age is a
-    usage error naming --older-than."""
+    """``ledger prune --older-than 90d --output json`` reports counts; a bad age, or one
+    under AWS's own week, is a usage error naming --older-than."""
     fill(controller, repo)
     runner = CliRunner()
     state = str(controller.settings.state)
@@ -145,3 +145,5 @@ def test_ledger_prune_command(controller: Controller, repo: GitRepo) -> None:
     assert json.loads(ok.stdout)["jobs"] == 0  # logs go to stderr
     bad = runner.invoke(main, ["ledger", "prune", "--older-than", "soon", "--state", state])
     assert bad.exit_code == 2 and "--older-than" in bad.output
+    young = runner.invoke(main, ["ledger", "prune", "--older-than", "36h", "--state", state])
+    assert young.exit_code == 2 and "at least 7 days" in young.output
