@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import structlog
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -42,6 +43,8 @@ from controller.jobstatus import TERMINAL_STATUSES
 if TYPE_CHECKING:  # runtime imports would be circular: manifests imports this module
     from controller.desired import DesiredJob, DesiredState, JobKey
     from controller.ledger import Ledger
+
+log = structlog.get_logger(__name__)
 
 TICK_FORMAT = "%Y%m%dT%H%MZ"
 # "-" + TICK_FORMAT rendered: what a tick adds to the template's jobName.
@@ -374,6 +377,19 @@ def expand_schedules(
             for key, template, schedule, since, decision in decisions:
                 _record(db, key, template, schedule, since, decision, decided_at)
             db.executemany("UPDATE schedules SET active=0 WHERE queue=? AND name=?", gone)
+        for key, _, _, _, decision in decisions:
+            if decision.tick is not None:
+                log.info(
+                    "schedule_tick",
+                    queue=key[0],
+                    schedule=key[1],
+                    tick=decision.tick.astimezone(UTC).isoformat(),
+                    outcome=decision.outcome,
+                    late=decision.late,
+                    passed_over=decision.passed_over,
+                )
+        for key in gone:
+            log.info("schedule_removed", queue=key[0], schedule=key[1])
 
     open_by_key = open_ticks(ledger)
     # Runs the ledger knows without their tick row (a ledger rebuilt from AWS tags, a new

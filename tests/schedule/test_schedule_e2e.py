@@ -12,6 +12,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
+
 from controller import demo_backend
 from controller.schedule import tick_rows
 from tests.conftest import Controller, GitRepo, WriteCounter, make_controller
@@ -107,15 +109,23 @@ def test_ticks_across_restarts_with_catch_up_run_once_each_and_the_newest_missed
 def test_missed_tick_is_skipped_without_catch_up(
     controller: Controller, repo: GitRepo, batch: Any
 ) -> None:
-    """catchUp: false: a tick seen after the grace is recorded as skipped and never run;
-    the next on-time tick runs."""
+    """catchUp: false: a tick seen after the grace is recorded (and logged) as skipped
+    and never run; the next on-time tick runs."""
     setup(repo, catch_up=False)
     ctl = short(controller)
     ctl.reconcile(now=T0)
     ctl.reconcile(now=at(1, 5))
     ctl = ctl.restart()
-    skipped = ctl.reconcile(now=at(3, 45))  # 02:02 and 02:03 missed, 02:03 45 s late
+    with structlog.testing.capture_logs() as logs:
+        skipped = ctl.reconcile(now=at(3, 45))  # 02:02 and 02:03 missed, 02:03 45 s late
     assert [r for r in skipped.results if r.action.action == "submit"] == []
+    [event] = [e for e in logs if e["event"] == "schedule_tick"]
+    assert (event["tick"], event["outcome"], event["late"], event["passed_over"]) == (
+        "2026-11-25T02:03:00+00:00",
+        "skipped",
+        True,
+        True,
+    )
     ctl = ctl.restart()
     ctl.reconcile(now=at(4, 2))
     assert aws_job_names(batch) == Counter({"report-20261125T0201Z": 1, "report-20261125T0204Z": 1})
