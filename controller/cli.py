@@ -42,11 +42,11 @@ def validate(directory: Path, output: str, policy_from: str) -> None:
     """Check manifests in DIRECTORY offline. Exit 0 valid, 1 invalid."""
     from controller.desired import build_desired
     from controller.manifests import load_files, read_directory
-    from controller.policy import POLICY_FILE
     from controller.policy_source import gate_directory
 
     loaded = load_files(read_directory(directory))
-    desired = build_desired(gate_directory(loaded, directory, POLICY_FILE, policy_from))
+    policy_file = build_settings().policy_file  # BATCH_GITOPS_POLICY_FILE
+    desired = build_desired(gate_directory(loaded, directory, policy_file, policy_from))
     if output == "json":
         click.echo(
             json.dumps(

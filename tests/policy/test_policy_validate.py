@@ -434,3 +434,17 @@ def test_unreadable_amounts_do_not_slip_under_a_ceiling(repo: GitRepo) -> None:
     rules = sorted(e["message"].split(":")[0] for e in body["errors"])
     assert rules == ["policy limits.gpus", "policy limits.memoryMiB", "policy limits.vcpus"]
     assert all("an unreadable amount of" in e["message"] for e in body["errors"])
+
+
+def test_policy_file_location_is_a_setting(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """BATCH_GITOPS_POLICY_FILE moves the policy; validate reads it from there (and the
+    default location is then ignored)."""
+    write_tree(repo, {"teams/finance/job.json": _with(GOOD_JOB, jobQueue="gpu-job-queue")})
+    (repo.path / ".batch-gitops" / "policy.yaml").rename(repo.path / "elsewhere.txt")
+    repo.write(".governance/teams.yaml", POLICY)
+    code, body = run_validate(repo.path)
+    assert (code, body["errors"]) == (0, [])
+    monkeypatch.setenv("BATCH_GITOPS_POLICY_FILE", ".governance/teams.yaml")
+    code, body = run_validate(repo.path)
+    assert code == 1
+    assert "[.governance/teams.yaml:6]" in body["errors"][0]["message"]
