@@ -127,7 +127,7 @@ def query_history(
         found = ledger.job_by_id(job)
         candidates = [found] if found is not None else []
     else:
-        candidates = ledger.jobs()
+        candidates = ledger.jobs_matching(revision_prefix=commit, manifest=manifest)
     history.runs = [
         run
         for run in candidates

@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_current ON jobs (queue, name, is_current);
 CREATE INDEX IF NOT EXISTS jobs_job_id ON jobs (job_id);
+CREATE INDEX IF NOT EXISTS jobs_revision ON jobs (revision);
+CREATE INDEX IF NOT EXISTS jobs_manifest ON jobs (manifest);
 CREATE TABLE IF NOT EXISTS definitions (
     arn TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -206,6 +208,27 @@ class Ledger:
         with self.lock:
             row = self.db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         return None if row is None else _job(row)
+
+    def jobs_matching(
+        self, *, revision_prefix: str | None = None, manifest: str | None = None
+    ) -> list[JobRecord]:
+        """Runs (all of them, oldest first) from commits starting with ``revision_prefix``
+        and/or of ``manifest``: the audit queries of ``controller.history``."""
+        clauses, params = [], []
+        if revision_prefix:
+            # A range on the SHA instead of LIKE: SHAs are lowercase hex, and a range can use
+            # an index where LIKE (case-insensitive in SQLite) cannot.
+            clauses.append("revision >= ? AND revision < ?")
+            params += [revision_prefix, revision_prefix + "g"]
+        if manifest:
+            clauses.append("manifest=?")
+            params.append(manifest)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.lock:
+            rows = self.db.execute(
+                f"SELECT * FROM jobs{where} ORDER BY created_at", params
+            ).fetchall()
+        return [_job(row) for row in rows]
 
     def record_intent(
         self,
