@@ -9,7 +9,10 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import jsonschema
 import pytest
@@ -165,15 +168,9 @@ def test_ci_templates_match_the_ci_schemas(tmp_path: Path, path: str, builtin: s
     assert rejected.returncode == 1, rejected.stdout
 
 
-def test_github_plan_step_runs_in_a_pull_request_checkout(
-    moto: demo_backend.MotoBatch, tmp_path: Path
-) -> None:
-    """The workflow's own validate and Plan scripts, run with bash in a detached
-    checkout of a PR head (as actions/checkout leaves it), with the variables GitHub
-    sets, after the controller applied main: validate passes against origin/main's
-    policy; the Plan step rebuilds a throw-away ledger from AWS tags, so plan.md lists
-    only the PR's new job (linked), not main's jobs again; the step summary has it,
-    and exit=2 is recorded."""
+def pull_request_checkout(moto: demo_backend.MotoBatch, tmp_path: Path) -> tuple[Path, str]:
+    """A scaffolded upstream whose main the controller applied (its own ledger), and a
+    clone detached at a pull-request head that adds one job, as CI checks it out."""
     upstream = GitRepo(tmp_path / "upstream")
     assert cli("init", str(upstream.path)).returncode == 0
     upstream.commit("scaffold")
@@ -208,6 +205,19 @@ def test_github_plan_step_runs_in_a_pull_request_checkout(
     )
     head = pr.commit("add a job")
     pr.git("checkout", "-q", "--detach", head)
+    return clone, head
+
+
+def test_github_plan_step_runs_in_a_pull_request_checkout(
+    moto: demo_backend.MotoBatch, tmp_path: Path
+) -> None:
+    """The workflow's own validate and Plan scripts, run with bash in a detached
+    checkout of a PR head (as actions/checkout leaves it), with the variables GitHub
+    sets, after the controller applied main: validate passes against origin/main's
+    policy; the Plan step rebuilds a throw-away ledger from AWS tags, so plan.md lists
+    only the PR's new job (linked), not main's jobs again; the step summary has it,
+    and exit=2 is recorded."""
+    clone, head = pull_request_checkout(moto, tmp_path)
 
     workflow = yaml.safe_load(dict(template_files())[".github/workflows/batch-gitops.yml"])
     steps = {s.get("name", s.get("run", "")): s for s in workflow["jobs"]["plan"]["steps"]}
@@ -261,3 +271,68 @@ def test_github_plan_step_runs_in_a_pull_request_checkout(
     assert "**1 job to submit.**" in comment, comment
     assert outputs.read_text().strip() == "exit=2"
     assert summary.read_text() == comment
+
+
+class _NoteCatcher(BaseHTTPRequestHandler):
+    """The GitLab notes API, as far as the snippet uses it: records each POST."""
+
+    received: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, dict(self.headers), body))
+        self.send_response(201)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_gitlab_plan_job_posts_the_note(moto: demo_backend.MotoBatch, tmp_path: Path) -> None:
+    """The GitLab snippet's own plan script, run with bash in a merge-request checkout
+    with GitLab's variables, posts one note (to a local stand-in of the notes API)
+    whose body is the plan comment listing only the merge request's new job, and
+    exits 0 for 'changes pending'."""
+    clone, head = pull_request_checkout(moto, tmp_path)
+    gitlab = yaml.safe_load(dict(template_files())[".gitlab-ci.yml"])
+    script = "\n".join(gitlab["batch-gitops:plan"]["script"])
+    _NoteCatcher.received.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NoteCatcher)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
+        "BATCH_GITOPS_WORKDIR": str(tmp_path / "cache"),
+        "CI_PROJECT_DIR": str(clone),
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+        "CI_COMMIT_SHA": head,
+        "CI_PROJECT_URL": "https://gitlab.example.com/data/batch-manifests",
+        "CI_API_V4_URL": f"http://127.0.0.1:{server.server_port}/api/v4",
+        "CI_PROJECT_ID": "42",
+        "CI_MERGE_REQUEST_IID": "7",
+        "BATCH_GITOPS_NOTE_TOKEN": "glpat-test-token",
+    }
+    try:
+        ran = subprocess.run(
+            ["bash", "-e", "-c", script],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert ran.returncode == 0, ran.stderr
+    assert len(_NoteCatcher.received) == 1
+    path, headers, body = _NoteCatcher.received[0]
+    assert path == "/api/v4/projects/42/merge_requests/7/notes"
+    assert headers["PRIVATE-TOKEN"] == "glpat-test-token"
+    note = json.loads(body)["body"]
+    assert note.startswith(COMMENT_MARKER) and "**1 job to submit.**" in note
+    link = f"{env['CI_PROJECT_URL']}/-/blob/{head}/teams/analytics/jobs/extra.json"
+    assert link in note
