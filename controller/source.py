@@ -16,7 +16,8 @@ Under pressure (called by :func:`controller.reconcile.run_pass` once a pass):
   own mechanisms (credential helpers, ``~/.netrc``, ssh keys) or fail fast;
 * a mirror that is not a repository any more, or that the remote answers but
   a fetch into it fails (a stale ``*.lock`` left by a killed fetch, lost or
-  corrupt objects), is set aside and cloned again, once per attempt;
+  corrupt objects), is cloned again into a fresh directory, once per attempt,
+  and replaced only when that clone succeeded;
 * credentials in a URL (``https://user:token@host/...``) never appear in an
   error message: every message is built from :attr:`GitSource.display`.
 
@@ -213,12 +214,12 @@ class GitSource:
             shutil.rmtree(aside, ignore_errors=True)
 
     # --- git commands with a hard deadline ---
-    def _git(self, *args: str) -> str:
+    def _git(self, *args: str, cwd: Path | None = None) -> str:
         """Run ``git args`` in the mirror; kill its whole process group on timeout."""
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
         proc = subprocess.Popen(
             ["git", *args],
-            cwd=self.mirror,
+            cwd=cwd or self.mirror,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -279,14 +280,30 @@ class GitSource:
                 return self._git("ls-remote", "origin", f"refs/heads/{self.branch}")
             raise
 
-    def _fetch(self) -> None:
+    def _fetch(self, cwd: Path | None = None) -> None:
         self._git(
             "fetch",
             "--no-tags",
             "--no-write-fetch-head",
             "origin",
             f"+refs/heads/{self.branch}:refs/heads/{self.branch}",
+            cwd=cwd,
         )
+
+    def _reclone(self, why: str) -> None:
+        """Fetch into a fresh mirror beside the old one; replace the old one only on success,
+        so a remote that fails again keeps the last fetched revision on disk."""
+        fresh = self.mirror.with_name(f"{self.mirror.name}.fresh-{time.time_ns()}")
+        try:
+            repo = git.Repo.init(fresh, bare=True)
+            repo.create_remote("origin", self.src)
+            repo.close()
+            self._fetch(cwd=fresh)
+        except BaseException:
+            shutil.rmtree(fresh, ignore_errors=True)
+            raise
+        self._discard_mirror(why)
+        fresh.rename(self.mirror)
 
     def _local_head(self, repo: git.Repo) -> str | None:
         try:
@@ -318,10 +335,8 @@ class GitSource:
         except _GitFailed as first:
             # The remote just answered ls-remote, so the fault is most likely ours:
             # a stale lock of a killed fetch, or lost objects. Clone again, once.
-            self._discard_mirror(f"fetch failed: {first.message}")
-            self._init_mirror()
             try:
-                self._fetch()
+                self._reclone(f"fetch failed: {first.message}")
             except _GitFailed as exc:
                 raise SourceError("fetch-failed", f"{self.display}: {exc.message}") from exc
         return head
@@ -339,10 +354,8 @@ class GitSource:
                     f"{self.display}: cannot read revision {revision[:12]}: {exc}",
                 ) from exc
             # Unreadable objects in our own mirror: clone again and read once more.
-            self._discard_mirror(f"cannot read revision {revision[:12]}: {type(exc).__name__}")
-            self._init_mirror()
             try:
-                self._fetch()
+                self._reclone(f"cannot read revision {revision[:12]}: {type(exc).__name__}")
                 return self._snapshot(revision)
             except _GitFailed as again:
                 raise SourceError("fetch-failed", f"{self.display}: {again.message}") from again

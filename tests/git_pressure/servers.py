@@ -5,8 +5,10 @@
   reachable as ``file://`` or through a :class:`GitDaemon`;
 * :class:`GitDaemon`: ``git daemon`` serving a base directory on a fixed port,
   stopped and started again on the same port;
-* :class:`Blackhole`: a TCP listener that either accepts connections and never
-  answers (a hung server) or forwards them to a real port (restored).
+* :class:`Blackhole`: a TCP listener that accepts connections and never answers
+  (``hang``: a hung server), closes them at once (``close``: a flaky one), or
+  forwards them to a real port (``forward``; ``forward-once`` relays one
+  connection, then closes the following ones).
 """
 
 from __future__ import annotations
@@ -154,6 +156,11 @@ class Blackhole:
             if self.mode == "hang":
                 self.held.append(conn)  # accepted, read nothing, answer nothing
                 continue
+            if self.mode == "close":
+                conn.close()
+                continue
+            if self.mode == "forward-once":
+                self.mode = "close"
             upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
             for a, b in ((conn, upstream), (upstream, conn)):
                 threading.Thread(target=_pipe, args=(a, b), daemon=True).start()

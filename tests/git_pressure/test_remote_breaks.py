@@ -242,6 +242,38 @@ def test_damaged_mirror_is_cloned_again(
     assert watched.writes() == ["SubmitJob"]
 
 
+def test_failed_reclone_keeps_the_old_mirror(
+    watch: Any, repo: GitRepo, remote: BareRemote, git_daemon: GitDaemon
+) -> None:
+    """The remote answers ls-remote, then drops every connection: the fetch into the locked
+    mirror and the fresh clone both fail ('fetch-failed'), the old mirror with the last
+    good revision stays on disk, and the next pass on a healthy remote applies."""
+    hole = Blackhole(git_daemon.port)
+    try:
+        hole.mode = "forward"
+        first = seed(repo, remote, "a")
+        watched = watch(hole.url())
+        assert watched.run().result == "ok"
+        watched.writes()
+        mirror = watched.daemon.source.mirror
+        (mirror / "refs" / "heads" / "main.lock").write_text("")  # a killed fetch's lock
+        repo.write("jobs/b.json", job("b"))
+        second = repo.commit("add b")
+        remote.push()
+
+        hole.mode = "forward-once"  # ls-remote gets through, the fetches do not
+        assert_blind_pass(watched, "fetch-failed", first)
+        assert (mirror / "refs" / "heads" / "main").read_text().strip() == first
+        assert not list(mirror.parent.glob("*.fresh-*"))  # the failed clone is cleaned up
+
+        hole.mode = "forward"
+        outcome = watched.run()
+        assert outcome.result == "ok" and outcome.revision == second, outcome.message
+        assert watched.writes() == ["SubmitJob"]
+    finally:
+        hole.close()
+
+
 def test_missing_objects_of_an_unchanged_head_are_fetched_again(
     repo: GitRepo, remote: BareRemote, tmp_path: Path
 ) -> None:
