@@ -225,13 +225,11 @@ def test_deployment_is_a_safe_singleton(rendered: list[dict[str, Any]]) -> None:
     env = {e["name"]: e for e in container["env"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    for setting in ("BATCH_GITOPS_STATE", "BATCH_GITOPS_WORKDIR"):
-        directory = (
-            str(Path(env[setting]["value"]).parent)
-            if setting.endswith("STATE")
-            else env[setting]["value"]
-        )
-        assert "emptyDir" in volumes[mounts[directory]], setting
+    # The ledger file's folder and the git cache are writable volumes (the root is not).
+    ledger_dir = str(Path(env["BATCH_GITOPS_STATE"]["value"]).parent)
+    cache_dir = env["BATCH_GITOPS_WORKDIR"]["value"]
+    for directory in (ledger_dir, cache_dir, env["HOME"]["value"]):
+        assert "emptyDir" in volumes[mounts[directory]], directory
     assert env["BATCH_GITOPS_LISTEN"]["value"].endswith(":8080")
     # botocore 1.x reads AWS_DEFAULT_REGION; AWS_REGION alone leaves boto3 without a region.
     assert env["AWS_DEFAULT_REGION"]["value"]
