@@ -60,7 +60,7 @@ REVISION_AGE = Gauge(
 
 def _revision_age() -> float:
     # Computed at scrape time, so the age grows between passes as it really does.
-    committed = REVISION_COMMIT_TIME._value.get()
+    committed = next(iter(REVISION_COMMIT_TIME.collect())).samples[0].value
     return max(0.0, time.time() - committed) if committed else math.nan
 
 

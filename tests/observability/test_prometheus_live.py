@@ -93,6 +93,9 @@ def test_every_dashboard_query_has_data_on_a_live_controller(
                 "batch_gitops_applied_revision_info) or vector(0)"
             )
             assert float(behind[0]["value"][1]) == 1
+            # The applied commit (the first) was made seconds ago; the age grows at scrape time.
+            age = prometheus.query("batch_gitops_applied_revision_age_seconds")
+            assert 0 < float(age[0]["value"][1]) < 600
             invalid = prometheus.query('sum(batch_gitops_manifests{valid="false"})')
             assert float(invalid[0]["value"][1]) == 1
             submits = prometheus.query(
