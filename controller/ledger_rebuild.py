@@ -29,7 +29,7 @@ from typing import Any
 
 import structlog
 
-from controller.batch import BatchApi
+from controller.batch import BatchApi, Rejected
 from controller.desired import DesiredState
 from controller.jobstatus import ALL_STATUSES
 from controller.ledger import Ledger
@@ -83,10 +83,16 @@ def managed_jobs(
     listed = 0
     for queue in sorted(set(queues)):
         ids: dict[str, None] = {}
-        for status in ALL_STATUSES:
-            for summary in api.list_jobs(queue, status=status):
-                if ":" not in summary["jobId"]:  # array children carry no tags
-                    ids[summary["jobId"]] = None
+        try:
+            for status in ALL_STATUSES:
+                for summary in api.list_jobs(queue, status=status):
+                    if ":" not in summary["jobId"]:  # array children carry no tags
+                        ids[summary["jobId"]] = None
+        except Rejected as exc:
+            # No such queue (a manifest's typo): it holds none of our jobs. Its jobs will
+            # be rejected by SubmitJob and reported there.
+            log.warning("queue_not_scanned", queue=queue, error=str(exc))
+            continue
         listed += len(ids)
         pending = list(ids)
         for start in range(0, len(pending), 100):

@@ -160,3 +160,24 @@ def test_rebuild_with_queue_recovers_removed_jobs_and_never_prunes_them(
     assert result.result == "ok"
     status = batch.describe_jobs(jobs=[train.job_id])["jobs"][0]["status"]
     assert status == "SUBMITTED"
+
+
+def test_empty_ledger_check_skips_a_queue_that_does_not_exist(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """The first pass checks AWS for our jobs in the queues the manifests use; a
+    queue that does not exist (a typo) holds none, so the pass goes on: the good
+    job is submitted and only the bad one fails, naming the queue."""
+    repo.write("defs/worker.json", DEFINITION)
+    repo.write("jobs/good.json", JOBS["prepare"])
+    repo.write(
+        "jobs/typo.json",
+        {"jobName": "typo", "jobQueue": "no-such-queue", "jobDefinition": "worker"},
+    )
+    repo.commit("one good, one typo")
+    result = controller.reconcile()
+    outcomes = {r.action.name: r for r in result.results if r.action.kind == "job"}
+    assert result.result == "degraded"
+    assert outcomes["prepare"].result == "ok"
+    assert outcomes["typo"].result == "failed" and "no-such-queue" in outcomes["typo"].message
+    assert set(managed_jobs(batch)) == {("test-queue", "prepare")}
