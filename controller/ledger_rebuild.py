@@ -121,6 +121,10 @@ def rebuild(
     jobs, result.listed = managed_jobs(api, result.queues, controller_id)
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for queue, job in jobs:
+        if not (job.get("tags") or {}).get(SPEC_HASH_TAG):
+            # Without its spec hash the next pass would see a change and run it again.
+            log.warning("job_not_rebuilt", job_id=job["jobId"], reason="no spec-hash tag")
+            continue
         runs.setdefault((queue, str(job["jobName"])), []).append(job)
     for key, history in sorted(runs.items()):
         want = desired.jobs.get(key) if desired is not None else None
@@ -146,7 +150,7 @@ def rebuild(
         result.keys += 1
     for definition in api.describe_job_definitions(status=None):
         tags = definition.get("tags") or {}
-        if not is_managed(tags, controller_id):
+        if not is_managed(tags, controller_id) or not tags.get(SPEC_HASH_TAG):
             continue
         name = str(definition["jobDefinitionName"])
         want_definition = desired.definitions.get(name) if desired is not None else None
