@@ -81,6 +81,12 @@ ACTIONS = Counter(
 HELD_PRUNES = Gauge(
     f"{PREFIX}_held_prunes", "Prunes held back by the mass-prune guard, awaiting acknowledgement."
 )
+INTENTS_SETTLED = Counter(
+    f"{PREFIX}_intents_settled_total",
+    "Submissions whose outcome was unknown (crash, lost reply), settled by their tag: "
+    "adopted (AWS had it), lost (it never arrived; submitted again), unknown (not yet).",
+    ["outcome"],
+)
 
 # --- jobs ---
 JOBS = Gauge(

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from controller import metrics
 from controller.batch import BatchApi, BatchError
 from controller.desired import JobKey
 from controller.jobstatus import ACTIVE_STATUSES
@@ -56,6 +57,7 @@ def settle_intents(api: BatchApi, ledger: Ledger, *, grace: float = 0.0) -> Sett
             ]
         except BatchError as exc:
             result.unknown += 1
+            metrics.INTENTS_SETTLED.labels(outcome="unknown").inc()
             log.warning(
                 "intent_unsettled",
                 queue=record.queue,
@@ -68,6 +70,7 @@ def settle_intents(api: BatchApi, ledger: Ledger, *, grace: float = 0.0) -> Sett
             job = found[0]
             ledger.record_submitted(record.token, job["jobId"], job.get("status", "SUBMITTED"))
             result.adopted += 1
+            metrics.INTENTS_SETTLED.labels(outcome="adopted").inc()
             log.info(
                 "intent_adopted",
                 queue=record.queue,
@@ -79,6 +82,7 @@ def settle_intents(api: BatchApi, ledger: Ledger, *, grace: float = 0.0) -> Sett
             # Too young to call lost: it may be accepted but not listed yet. Its key
             # stays unknown (the planner waits) until the next pass looks again.
             result.unknown += 1
+            metrics.INTENTS_SETTLED.labels(outcome="unknown").inc()
             log.info(
                 "intent_too_young",
                 queue=record.queue,
@@ -89,6 +93,7 @@ def settle_intents(api: BatchApi, ledger: Ledger, *, grace: float = 0.0) -> Sett
         else:
             ledger.record_outcome(record.token, "lost", "not found in AWS when settled")
             result.lost += 1
+            metrics.INTENTS_SETTLED.labels(outcome="lost").inc()
             log.info(
                 "intent_lost", queue=record.queue, job_name=record.name, submission=record.token
             )

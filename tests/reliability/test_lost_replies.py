@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from controller import demo_backend
 from controller.batch import Boto3Batch
@@ -51,7 +52,8 @@ def test_lost_submit_replies_are_settled_by_tag_not_resubmitted(
 ) -> None:
     """Every 4th SubmitJob reaches moto but its reply is lost (connection closed, a
     500, or a reply later than the client's read timeout): pass 1 reports those
-    actions "unknown"; pass 2 adopts them by tag without another SubmitJob; AWS
+    actions "unknown"; pass 2 adopts them by tag without another SubmitJob (and
+    counts them in batch_gitops_intents_settled_total{outcome="adopted"}); AWS
     ends with exactly one job per manifest and the proxy saw exactly one
     SubmitJob per manifest reach AWS."""
     expected = write_jobs(repo, JOBS)
@@ -67,8 +69,15 @@ def test_lost_submit_replies_are_settled_by_tag_not_resubmitted(
     assert len(proxied.ledger.open_intents()) == JOBS // 4
 
     proxy.rule = None
+    adopted_before = REGISTRY.get_sample_value(
+        "batch_gitops_intents_settled_total", {"outcome": "adopted"}
+    )
     second = proxied.reconcile()
     assert second.settled is not None and second.settled.adopted == JOBS // 4
+    adopted_after = REGISTRY.get_sample_value(
+        "batch_gitops_intents_settled_total", {"outcome": "adopted"}
+    )
+    assert (adopted_after or 0) - (adopted_before or 0) == JOBS // 4
     assert second.settled.lost == 0
     assert [r for r in second.results if r.action.action == "submit"] == []
     assert second.result == "ok"
