@@ -45,7 +45,7 @@ class Sizes:
     commits: int = 20  # webhook rounds
     webhook_manifests: int = 1000
     poll_manifests: int = 100
-    repeats: int = 2  # initial sync: best of
+    repeats: int = 3  # initial sync: best of
     default_limit: bool = True  # also run the CLI scenario at the default rate limit
 
 

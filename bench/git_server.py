@@ -66,7 +66,11 @@ class CountingProxy:
             threading.Thread(target=self._serve, args=(client, record), daemon=True).start()
 
     def _serve(self, client: socket.socket, record: Connection) -> None:
-        upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=30)
+        try:
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=30)
+        except OSError:  # the git daemon is gone (stopping): the client sees a closed socket
+            client.close()
+            return
 
         def pump(source: socket.socket, target: socket.socket, upward: bool) -> None:
             with contextlib.suppress(OSError):

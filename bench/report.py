@@ -65,7 +65,7 @@ def cli_vs_controller(result: CliVsController) -> list[Row]:
 def unchanged_pass(result: UnchangedPass) -> list[Row]:
     rows = []
     for cost in result.passes:
-        label = f"pass over unchanged {result.manifests} manifests ({result.active} active), "
+        label = f"unchanged revision, {result.manifests} manifests, {result.active} active, "
         rows.append(
             Row(label + f"{cost.label}: write calls", str(cost.writes), "0", cost.writes == 0)
         )
