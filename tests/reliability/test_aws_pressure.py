@@ -103,7 +103,9 @@ def test_300_jobs_converge_exactly_once_with_20_percent_faults(
     assert set(found) == expected
     assert sum(found.values()) == 300
     assert proxy.reached_aws("SubmitJob") == 300  # adopted by tag, never submitted twice
-    assert busiest <= rate * 1.1 + 1  # +1: arrival jitter between limiter and proxy
+    # Limit + burst (a tenth of a second), plus 50 ms of arrival jitter between the
+    # limiter and the proxy (a loaded machine can bunch requests in transit).
+    assert busiest <= rate * 1.1 + max(1, rate * 0.05)
     assert controller.ledger.open_intents() == []
 
 
@@ -133,7 +135,7 @@ def test_rate_limiter_bounds_the_request_rate_aws_sees(
         f"requests={len(times)} in {elapsed:.2f}s = {(len(times) - 1) / elapsed:.1f}/s; "
         f"busiest 1s window={busiest} (limit 20/s, burst 2, AWS limit 50/s)"
     )
-    assert busiest <= 22 + 1 < 50  # +1: arrival jitter between limiter and proxy
+    assert busiest <= 22 + 1 < 50  # +1: 50 ms of arrival jitter at 20/s
     assert len(times) <= 2 + 20 * elapsed + 1
 
 
