@@ -83,7 +83,8 @@ class JobOptions(BaseModel):
         0, ge=0, description="Bump to run an unchanged job again; part of the spec hash."
     )
     schedule: ScheduleOptions | None = Field(
-        None, description="Cron schedule: one run per tick instead of one run (controller.schedule)."
+        None,
+        description="Cron schedule: one run per tick instead of one run (controller.schedule).",
     )
 
 
