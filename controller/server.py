@@ -20,6 +20,9 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import make_wsgi_app
 
 StartResponse = Callable[..., Any]
+# Pass results that mean the branch head is not being applied: the source could
+# not be read, the pass crashed, or the head was refused (unsigned, too large).
+NOT_READY = frozenset({"source-error", "error", "untrusted", "rejected"})
 
 
 @dataclass
@@ -41,7 +44,7 @@ class Health:
             now = time.time()
             self.last_pass_at = now
             self.last_result = result
-            self.source_ok = result not in ("source-error", "error")
+            self.source_ok = result not in NOT_READY
             if revision:
                 self.revision = revision
             self.message = message
