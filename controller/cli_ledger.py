@@ -7,6 +7,7 @@ Registered at the bottom of :mod:`controller.cli`; the work is in
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import click
@@ -30,6 +31,11 @@ def ledger() -> None:
     help="Ledger file to create. [env: BATCH_GITOPS_STATE]",
 )
 @click.option("--controller-id", help="managed-by tag value. [env: BATCH_GITOPS_CONTROLLER_ID]")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Move an existing (e.g. corrupt) ledger file aside to FILE.replaced-<time> first.",
+)
 @OUTPUT
 def rebuild(
     repo: str | None,
@@ -38,6 +44,7 @@ def rebuild(
     queues: tuple[str, ...],
     state: Path | None,
     controller_id: str | None,
+    replace: bool,
     output: str,
 ) -> None:
     """Recreate a lost ledger from the tags on the jobs and definitions in AWS.
@@ -69,6 +76,7 @@ def rebuild(
         raise click.UsageError(
             "no queue to scan: give --repo (its job manifests name the queues) or --queue"
         )
+    moved = _move_aside(settings.state) if replace else None
     api, ledger_file = open_runtime(settings)
     try:
         result = rebuild_ledger(api, ledger_file, scan, settings.controller_id, desired)
@@ -82,10 +90,24 @@ def rebuild(
     finally:
         ledger_file.close()
     if output == "json":
-        click.echo(json.dumps({"state": str(settings.state), **result.as_dict()}, indent=2))
+        body = {"state": str(settings.state), "moved_aside": str(moved or ""), **result.as_dict()}
+        click.echo(json.dumps(body, indent=2))
     else:
         click.echo(
             f"{settings.state}: rebuilt {result.jobs} job runs ({result.keys} jobs) and "
             f"{result.definitions} definition revisions from AWS tags; scanned "
             f"{result.listed} jobs in {', '.join(result.queues)}"
+            + (f"; the old file is {moved}" if moved else "")
         )
+
+
+def _move_aside(state: Path) -> Path | None:
+    """Rename the ledger (and its WAL/shm) to ``<state>.replaced-<time>``; None if absent."""
+    if not state.exists():
+        return None
+    aside = state.with_name(f"{state.name}.replaced-{time.strftime('%Y%m%dT%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{state}{suffix}")
+        if source.exists():
+            source.rename(Path(f"{aside}{suffix}"))
+    return aside

@@ -134,7 +134,8 @@ class Ledger:
             raise LedgerError(
                 f"{self.path}: cannot open the ledger ({exc}). Move the file aside (keep it "
                 f"for diagnosis) and run `batch-gitops ledger rebuild --state {self.path}` "
-                "with the same --repo to recover it from the tags in AWS."
+                "with the same --repo to recover it from the tags in AWS (--replace moves "
+                "it aside for you)."
             ) from exc
 
     def close(self) -> None:

@@ -54,7 +54,9 @@ def test_corrupt_ledger_is_reported_with_the_file_and_the_fix(
     damage: str, controller: Controller, repo: GitRepo, moto: demo_backend.MotoBatch
 ) -> None:
     """A ledger that is not SQLite, or whose pages were overwritten, stops every
-    command with exit 1 and a message naming the file and `ledger rebuild`."""
+    command with exit 1 and a message naming the file and `ledger rebuild`; then
+    `ledger rebuild --replace` keeps the broken file aside and the next pass writes
+    nothing to AWS."""
     history(repo, controller)
     state = controller.settings.state
     controller.ledger.close()
@@ -72,6 +74,17 @@ def test_corrupt_ledger_is_reported_with_the_file_and_the_fix(
     assert f"{state}: cannot open the ledger" in result.stderr
     assert f"batch-gitops ledger rebuild --state {state}" in result.stderr
     assert "Move the file aside" in result.stderr
+
+    # The fix, as the message says (--replace moves the broken file aside itself).
+    env = controller_env(moto.endpoint, repo, state)
+    rebuilt = run_cli("ledger", "rebuild", "--replace", "--output", "json", env=env)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    aside = Path(json.loads(rebuilt.stdout)["moved_aside"])
+    assert aside.read_bytes() == bytes(data)  # kept for diagnosis, untouched
+    fresh = controller.restart()
+    counter = WriteCounter(fresh.api)
+    assert fresh.reconcile().result == "ok"
+    assert counter.writes == []
 
 
 def test_lost_ledger_refuses_to_run_blind_then_rebuild_makes_the_next_pass_write_nothing(
