@@ -160,6 +160,7 @@ def test_kustomization_renders_every_resource(rendered: list[dict[str, Any]]) ->
         [
             "Namespace",
             "ServiceAccount",
+            "PersistentVolumeClaim",
             "Deployment",
             "Service",
             "ServiceMonitor",
@@ -182,7 +183,7 @@ def test_rendered_resources_match_kubernetes_schemas(rendered: list[dict[str, An
         else:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         checked += 1
-    assert checked == len(rendered) == 6
+    assert checked == len(rendered) == 7
 
 
 def test_example_secrets_match_kubernetes_schemas() -> None:
@@ -208,8 +209,8 @@ def test_schema_check_catches_a_typo(rendered: list[dict[str, Any]]) -> None:
 
 def test_deployment_is_a_safe_singleton(rendered: list[dict[str, Any]]) -> None:
     """One replica, Recreate, probes on /healthz and /readyz, requests, read-only root
-    filesystem with writable emptyDirs for state and git cache, seccomp RuntimeDefault,
-    non-root, and the IRSA-annotated ServiceAccount."""
+    filesystem with the ledger on a ReadWriteOnce claim and emptyDirs for the git cache
+    and /tmp, seccomp RuntimeDefault, non-root, and the IRSA-annotated ServiceAccount."""
     deployment = _by_kind(rendered, "Deployment")
     spec = deployment["spec"]
     pod = spec["template"]["spec"]
@@ -225,10 +226,15 @@ def test_deployment_is_a_safe_singleton(rendered: list[dict[str, Any]]) -> None:
     env = {e["name"]: e for e in container["env"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    # The ledger file's folder and the git cache are writable volumes (the root is not).
+    # Writable volumes (the root is not): the ledger on the claim, so it outlives the
+    # pod (an empty ledger makes the controller refuse to act); scratch on emptyDirs.
     ledger_dir = str(Path(env["BATCH_GITOPS_STATE"]["value"]).parent)
-    cache_dir = env["BATCH_GITOPS_WORKDIR"]["value"]
-    for directory in (ledger_dir, cache_dir, env["HOME"]["value"]):
+    claim = _by_kind(rendered, "PersistentVolumeClaim")
+    assert volumes[mounts[ledger_dir]]["persistentVolumeClaim"] == {
+        "claimName": claim["metadata"]["name"]
+    }
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    for directory in (env["BATCH_GITOPS_WORKDIR"]["value"], env["HOME"]["value"]):
         assert "emptyDir" in volumes[mounts[directory]], directory
     assert env["BATCH_GITOPS_LISTEN"]["value"].endswith(":8080")
     # botocore 1.x reads AWS_DEFAULT_REGION; AWS_REGION alone leaves boto3 without a region.
