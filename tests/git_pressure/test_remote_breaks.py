@@ -26,6 +26,7 @@ from controller.source import GitSource, SourceError
 from tests.conftest import GitRepo
 from tests.git_pressure.conftest import DEFINITION, Watched, job, jobs_by_name
 from tests.git_pressure.servers import BareRemote, Blackhole, GitDaemon, free_port
+from tests.reliability.conftest import NUMBERS
 
 ERRORS = "batch_gitops_source_fetch_errors_total"
 
@@ -155,7 +156,10 @@ def test_server_that_never_answers_times_out_then_recovers(
         started = time.monotonic()
         assert_blind_pass(watched, "timeout", first)
         took = time.monotonic() - started
-        print(f"hung remote: pass ended after {took:.2f}s with fetch_timeout=1s")
+        NUMBERS.append(
+            "test_server_that_never_answers_times_out_then_recovers: hung remote, "
+            f"pass ended after {took:.2f}s with fetch_timeout=1s; writes while hung=0"
+        )
         assert 1.0 <= took < 4.0
         assert "no answer within 1s" in watched.readyz()[1]["message"]
 

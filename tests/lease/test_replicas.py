@@ -24,6 +24,7 @@ from tests.conftest import ROOT, GitRepo
 from tests.git_pressure.servers import free_port
 from tests.lease.conftest import TABLE
 from tests.lease.test_takeover import DEFINITION, job, runs_by_name
+from tests.reliability.conftest import NUMBERS
 
 LEASE_SECONDS = 2.0
 POLL = LEASE_SECONDS / 4
@@ -64,6 +65,12 @@ class Replica:
             if line.startswith("{") and f'"event": "{name}"' in line:
                 found.append(json.loads(line))
         return found
+
+
+def numbers(line: str) -> None:
+    """Into the 'reliability numbers' summary at the end of the run (whatever -s says)."""
+    NUMBERS.append(line)
+    print(line)
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float) -> float:
@@ -157,8 +164,9 @@ def test_standby_takes_over_a_killed_leader_without_duplicates(
     takeover = time.monotonic() - killed_at
     wait_for("all 40 jobs", lambda: len(runs_by_name(batch)) == 40, 30)
     counts = runs_by_name(batch)
-    print(
-        f"\nleader killed after submitting {by_a}/40 jobs; standby led {takeover:.2f}s later "
+    numbers(
+        "test_standby_takes_over_a_killed_leader_without_duplicates: "
+        f"leader killed after submitting {by_a}/40 jobs; standby led {takeover:.2f}s later "
         f"(lease {LEASE_SECONDS:g}s, poll {POLL:g}s); jobs expected 40, found {len(counts)}, "
         f"duplicates {sum(c - 1 for c in counts.values())}"
     )
@@ -196,8 +204,9 @@ def test_two_replicas_over_many_commits_never_both_submit(
     time.sleep(1.5)  # a few more passes: nothing more may appear
     counts = runs_by_name(batch)
     leaders = {e["holder"] for r in every for e in r.events("lease_acquired")}
-    print(
-        f"\n{len(expected)} jobs over 12 commits, {handovers} hand-overs; found {len(counts)} "
+    numbers(
+        "test_two_replicas_over_many_commits_never_both_submit: "
+        f"{len(expected)} jobs over 12 commits, {handovers} hand-overs; found {len(counts)} "
         f"names, duplicates {sum(c - 1 for c in counts.values())}, leaders {len(leaders)}"
     )
     assert counts == dict.fromkeys(expected, 1)
