@@ -41,6 +41,9 @@ THROTTLE_CODES = {
 class BatchError(Exception):
     """Base of every error the adapter raises."""
 
+    # Set by the classifier on throttling (a code in THROTTLE_CODES or HTTP 429).
+    throttled: bool = False
+
     def __init__(self, message: str, code: str = "") -> None:
         super().__init__(message)
         self.code = code
@@ -115,22 +118,37 @@ class RateLimiter:
             time.sleep(wait)
 
 
-def _classify(operation: str, exc: Exception, *, sent_write: bool = False) -> BatchError:
+def count_failed_call(operation: str, error: BatchError) -> None:
+    """A call that failed for good (after every retry): by code, and as a throttle."""
+    metrics.AWS_ERRORS.labels(operation=operation, code=error.code or "Unknown").inc()
+    if error.throttled:
+        metrics.AWS_THROTTLES.labels(operation=operation).inc()
+
+
+def _classify(
+    operation: str, exc: Exception, *, sent_write: bool = False, count: bool = True
+) -> BatchError:
+    error = _map_error(operation, exc, sent_write=sent_write)
+    if count:
+        count_failed_call(operation, error)
+    return error
+
+
+def _map_error(operation: str, exc: Exception, *, sent_write: bool) -> BatchError:
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "Unknown"))
         message = str(error.get("Message", str(exc)))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        metrics.AWS_ERRORS.labels(operation=operation, code=code).inc()
         if code in THROTTLE_CODES or status == 429:
-            metrics.AWS_THROTTLES.labels(operation=operation).inc()
-            return Transient(f"{operation} throttled: {message}", code)
+            throttled = Transient(f"{operation} throttled: {message}", code)
+            throttled.throttled = True
+            return throttled
         if status >= 500:
             cls = OutcomeUnknown if sent_write else Transient
             return cls(f"{operation} failed on the server ({status}): {message}", code)
         return Rejected(f"{operation} rejected: {message}", code)
     code = type(exc).__name__
-    metrics.AWS_ERRORS.labels(operation=operation, code=code).inc()
     if isinstance(
         exc, botocore.exceptions.ConnectTimeoutError | botocore.exceptions.EndpointConnectionError
     ):
@@ -202,13 +220,19 @@ class Boto3Batch:
             ).inc()
 
     def _call(
-        self, operation: str, fn: Callable[..., Any], *args: Any, write: bool = False, **kwargs: Any
+        self,
+        operation: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        write: bool = False,
+        count: bool = True,
+        **kwargs: Any,
     ) -> Any:
         started = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
-            raise _classify(operation, exc, sent_write=write) from exc
+            raise _classify(operation, exc, sent_write=write, count=count) from exc
         finally:
             metrics.AWS_CALL_SECONDS.labels(operation=operation).observe(
                 time.perf_counter() - started
@@ -236,11 +260,13 @@ class Boto3Batch:
         delay = self.throttle_delay
         for attempt in range(6):
             try:
+                # Failures are counted here, once per call, not per attempt of this loop.
                 reply = self._call(
-                    "SubmitJob", self.submit_client.submit_job, write=True, **request
+                    "SubmitJob", self.submit_client.submit_job, write=True, count=False, **request
                 )
                 return str(reply["jobId"])
-            except OutcomeUnknown:
+            except OutcomeUnknown as exc:
+                count_failed_call("SubmitJob", exc)
                 raise
             except Transient as exc:
                 # Throttled or never connected: AWS did not take the request.
@@ -248,9 +274,13 @@ class Boto3Batch:
                     "EndpointConnectionError",
                     "ConnectTimeoutError",
                 }:
+                    count_failed_call("SubmitJob", exc)
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except BatchError as exc:
+                count_failed_call("SubmitJob", exc)
+                raise
         raise AssertionError("unreachable")
 
     def cancel_job(self, job_id: str, reason: str) -> None:

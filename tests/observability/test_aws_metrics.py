@@ -153,3 +153,28 @@ def test_rejected_call_is_counted_by_its_aws_error_code(front: ThrottlingFront) 
     changed = delta(before, snapshot("SubmitJob", "ClientException"))
     assert changed == {"requests": 1, "request_errors": 1, "errors": 1, "throttles": 0}
     assert value("batch_gitops_aws_throttles_total", operation="SubmitJob") == throttles
+
+
+def test_submit_throttled_then_accepted_is_not_a_failed_call(
+    front: ThrottlingFront, moto: demo_backend.MotoBatch
+) -> None:
+    """SubmitJob (never retried by botocore; our loop retries only proven refusals) throttled
+    twice then accepted: two throttled attempts, one job, and no failed or throttled call."""
+    batch = moto.client()
+    batch.register_job_definition(
+        jobDefinitionName="trainer",
+        type="container",
+        containerProperties={"image": "busybox", "vcpus": 1, "memory": 128},
+    )
+    api = Boto3Batch(rate_limit=1000)
+    api.throttle_delay = 0.05
+    before = snapshot("SubmitJob", "TooManyRequestsException")
+    front.throttle = 2
+    job_id = api.submit_job({"jobName": "x", "jobQueue": "test-queue", "jobDefinition": "trainer"})
+    assert batch.describe_jobs(jobs=[job_id])["jobs"][0]["jobName"] == "x"
+    assert delta(before, snapshot("SubmitJob", "TooManyRequestsException")) == {
+        "requests": 3,
+        "request_errors": 2,
+        "errors": 0,
+        "throttles": 0,
+    }
