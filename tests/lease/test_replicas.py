@@ -5,6 +5,7 @@ many commits with hand-overs. Every job name must exist exactly once in AWS."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -71,6 +72,20 @@ def numbers(line: str) -> None:
     """Into the 'reliability numbers' summary at the end of the run (whatever -s says)."""
     NUMBERS.append(line)
     print(line)
+
+
+def writers_in_time_order(replicas: list[Replica]) -> list[str]:
+    """The replica behind each Batch write, ordered by the time it was logged."""
+    writes = [
+        (event["timestamp"], replica.name)
+        for replica in replicas
+        for event in replica.events("action")
+    ]
+    return [name for _, name in sorted(writes)]
+
+
+def handoffs(writers: list[str]) -> int:
+    return sum(1 for before, after in itertools.pairwise(writers) if before != after)
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float) -> float:
@@ -171,6 +186,8 @@ def test_standby_takes_over_a_killed_leader_without_duplicates(
         f"duplicates {sum(c - 1 for c in counts.values())}"
     )
     assert took <= LEASE_SECONDS + 2 * POLL + 0.5
+    writers = writers_in_time_order([a, b])
+    assert handoffs(writers) == 1 and writers[0] == "a"  # a, then only b: never interleaved
     assert counts == dict.fromkeys(names, 1)
     assert b.events("caught_up") and b.events("caught_up")[0]["adopted"] >= by_a - 1
 
@@ -210,4 +227,6 @@ def test_two_replicas_over_many_commits_never_both_submit(
         f"names, duplicates {sum(c - 1 for c in counts.values())}, leaders {len(leaders)}"
     )
     assert counts == dict.fromkeys(expected, 1)
+    # Writes come in one block per leadership term, never interleaved between replicas.
+    assert handoffs(writers_in_time_order(every)) <= handovers
     assert handovers == 2 and len(leaders) == 3  # first leader, the other, the one restarted
