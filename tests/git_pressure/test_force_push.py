@@ -73,3 +73,31 @@ def test_force_push_dropping_a_commit_stops_only_its_active_job(
     assert watched.writes() == ["CancelJob"]
     runs = jobs_by_name(batch)
     assert runs["a"][0]["status"] == "SUBMITTED" and runs["c"][0]["status"] == "FAILED"
+
+
+def test_force_push_back_to_an_older_spec_runs_it_like_a_revert(
+    watch: Any, repo: GitRepo, remote: BareRemote, git_daemon: GitDaemon, batch: Any
+) -> None:
+    """A job whose spec the force-push turns back is 'changed' against what is live (the
+    newer spec's run) and runs once with the old spec, exactly as a revert commit would;
+    the unchanged job next to it is left alone."""
+    repo.write("defs/trainer.json", DEFINITION)
+    repo.write("jobs/a.json", job("a"))
+    repo.write("jobs/b.json", job("b"))
+    older = repo.commit("a, b")
+    repo.write("jobs/a.json", job("a", parameters={"epochs": "2"}))
+    repo.commit("a: 2 epochs")
+    remote.push()
+    watched = watch(git_daemon.url())
+    assert watched.run().result == "ok"
+    watched.writes()
+
+    repo.git("reset", "-q", "--hard", older)
+    remote.push(force=True)
+    outcome = watched.run()
+    assert outcome.result == "ok"
+    assert [(r.action.action, r.action.name, r.action.reason) for r in outcome.results] == [
+        ("submit", "a", "changed")
+    ]
+    assert watched.writes() == ["SubmitJob"]
+    assert {name: len(runs) for name, runs in jobs_by_name(batch).items()} == {"a": 2, "b": 1}
