@@ -8,12 +8,15 @@
 * :class:`Blackhole`: a TCP listener that accepts connections and never answers
   (``hang``: a hung server), closes them at once (``close``: a flaky one), or
   forwards them to a real port (``forward``; ``forward-once`` relays one
-  connection, then closes the following ones).
+  connection, then closes the following ones);
+* :class:`GitHttp`: ``git http-backend`` over HTTP with a bearer token, which can
+  hang or answer 503.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import shutil
 import signal
@@ -185,3 +188,87 @@ def _pipe(src: socket.socket, dst: socket.socket) -> None:
         for sock in (src, dst):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+
+class GitHttp:
+    """Smart HTTP for the repositories under ``base``: ``git http-backend`` behind a tiny
+    threaded HTTP server on 127.0.0.1, requiring ``Authorization: Bearer <token>``.
+
+    ``mode``: ``serve``; ``hang`` (read the request, never answer); ``down`` (HTTP 503).
+    """
+
+    def __init__(self, base: Path, token: str) -> None:
+        self.base, self.token, self.mode = base, token, "serve"
+        self.release = threading.Event()  # lets hung handlers go at close()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self) -> None:
+                outer._handle(self)
+
+            def do_POST(self) -> None:
+                outer._handle(self)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, name: str = "batch.git") -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def _handle(self, request: http.server.BaseHTTPRequestHandler) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        if self.mode == "hang":
+            self.release.wait(60)
+            return
+        if self.mode == "down":
+            request.send_response(503)
+            request.end_headers()
+            return
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            request.send_response(401)
+            request.send_header("WWW-Authenticate", 'Bearer realm="git"')
+            request.end_headers()
+            return
+        path, _, query = request.path.partition("?")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "GIT_PROJECT_ROOT": str(self.base),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "REQUEST_METHOD": request.command,
+            "CONTENT_TYPE": request.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_CONTENT_ENCODING": request.headers.get("Content-Encoding", ""),
+            "GIT_PROTOCOL": request.headers.get("Git-Protocol", ""),
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        out = subprocess.run(
+            ["git", "http-backend"], input=body, env=env, capture_output=True, timeout=30
+        ).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.decode().splitlines():
+            key, _, value = line.partition(":")
+            if key.lower() == "status":
+                status = int(value.split()[0])
+            else:
+                headers.append((key, value.strip()))
+        request.send_response(status)
+        for key, value in headers:
+            request.send_header(key, value)
+        request.end_headers()
+        request.wfile.write(payload)
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
