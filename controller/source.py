@@ -175,7 +175,7 @@ class GitSource:
 
     # --- the mirror ---
     def _repo(self) -> git.Repo:
-        if self._cached is not None and is_git_dir(self.mirror):
+        if self._cached is not None and is_git_dir(self._cached.git_dir):
             return self._cached
         if not self.remote:
             try:

@@ -304,3 +304,18 @@ def test_unreachable_error_names_the_url_and_what_was_kept(tmp_path: Path) -> No
     assert caught.value.reason == "unreachable"
     assert "git://127.0.0.1:" in str(caught.value)
     assert "keeping the last fetched revision" in str(caught.value)
+
+
+def test_local_repository_moved_away_and_back(repo: GitRepo, tmp_path: Path) -> None:
+    """A local path (read in place, no mirror) that vanishes is 'not-a-repository' on the
+    next snapshot, not a stale cached read; back in place, it is read again."""
+    repo.write("jobs/a.json", job("a"))
+    first = repo.commit("a")
+    source = GitSource(str(repo.path))
+    assert source.snapshot().revision == first
+    aside = repo.path.rename(tmp_path / "aside")
+    with pytest.raises(SourceError) as caught:
+        source.snapshot()
+    assert caught.value.reason == "not-a-repository"
+    aside.rename(repo.path)
+    assert source.snapshot().revision == first
