@@ -203,6 +203,7 @@ def test_two_replicas_over_many_commits_never_both_submit(
     wait_for("a leader", lambda: any(r.leader() for r in running.values()), 20)
     expected: list[str] = []
     handovers = 0
+    gaps: dict[str, float] = {}  # signal -> seconds from the leader's exit to a new leader
     for commit in range(12):
         names = [f"c{commit:02d}-{i}" for i in range(2)]
         expected += names
@@ -213,7 +214,7 @@ def test_two_replicas_over_many_commits_never_both_submit(
             sig = signal.SIGTERM if commit == 3 else signal.SIGKILL
             running[leader].stop(sig)
             other = next(r for k, r in running.items() if k != leader)
-            wait_for("the other replica to lead", other.leader, LEASE_SECONDS * 3)
+            gaps[sig.name] = wait_for("the other replica to lead", other.leader, LEASE_SECONDS * 3)
             handovers += 1
             running[leader] = replicas(f"{leader}{commit}")  # the replica comes back
             every.append(running[leader])
@@ -224,8 +225,11 @@ def test_two_replicas_over_many_commits_never_both_submit(
     numbers(
         "test_two_replicas_over_many_commits_never_both_submit: "
         f"{len(expected)} jobs over 12 commits, {handovers} hand-overs; found {len(counts)} "
-        f"names, duplicates {sum(c - 1 for c in counts.values())}, leaders {len(leaders)}"
+        f"names, duplicates {sum(c - 1 for c in counts.values())}, leaders {len(leaders)}; "
+        f"new leader after SIGTERM (released) {gaps['SIGTERM']:.2f}s, "
+        f"after SIGKILL (waited out) {gaps['SIGKILL']:.2f}s"
     )
+    assert gaps["SIGTERM"] <= POLL + 0.5  # a released lease is taken at the next poll
     assert counts == dict.fromkeys(expected, 1)
     # Writes come in one block per leadership term, never interleaved between replicas.
     assert handoffs(writers_in_time_order(every)) <= handovers
