@@ -61,6 +61,18 @@ QUICK = Sizes(
 )
 
 
+SIZE_HELP = {
+    "jobs": "initial sync: new job manifests",
+    "cli_jobs": "aws cli vs controller: new job manifests",
+    "manifests": "unchanged pass and daemon memory: manifests in the repository",
+    "active": "unchanged pass: how many of them are active jobs",
+    "commits": "webhook: commits, one new job each",
+    "webhook_manifests": "webhook: manifests already in the repository",
+    "poll_manifests": "poll: manifests in the remote repository",
+    "repeats": "initial sync: best of this many runs per side",
+}
+
+
 def run(
     sizes: Sizes,
     workdir: Path,
@@ -148,7 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, default in vars(Sizes()).items():
         if isinstance(default, bool):
             continue
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=None)
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=int,
+            default=None,
+            help=f"{SIZE_HELP[name]} (full: {default}, quick: {getattr(QUICK, name)})",
+        )
     parser.add_argument(
         "--no-default-limit",
         action="store_true",
