@@ -113,6 +113,7 @@ class Lease:
         self.current_holder = ""
         # Incremented on every acquisition: a new term means "catch up before writing".
         self.term = 0
+        self._attempted: list[str] = []  # versions this replica tried to write, newest last
 
     # --- state ---
     def held(self) -> bool:
@@ -158,6 +159,8 @@ class Lease:
     def _write(self, holder: str, condition: str, values: dict[str, Any]) -> str:
         """One conditional PutItem; returns the new version (raises if the condition fails)."""
         version = uuid.uuid4().hex
+        # Remembered before sending: a write whose reply is lost may still have landed.
+        self._attempted = [*self._attempted[-7:], version]
         now = time.time()
         kwargs: dict[str, Any] = {
             "TableName": self.table,
@@ -222,11 +225,15 @@ class Lease:
             self._take(started, "attribute_not_exists(#n)", {})
             return
         self.current_holder = item["holder"]
-        if item["holder"] == self.holder:
+        if item["holder"] == self.holder and item["version"] in self._attempted:
             # Ours already (a renewal whose reply was lost): continue from its version.
             self._version = item["version"]
             self._renew(started)
             return
+        if item["holder"] == self.holder:
+            # Our name, a version we never wrote: another process shares our holder id.
+            # Treat it as anyone else's lease rather than both leading.
+            log.error("lease_holder_id_clash", lease=self.name, holder=self.holder)
         if not item["holder"]:  # released on purpose: no need to wait
             self._take(started, "version = :seen", {":seen": {"S": item["version"]}})
             return

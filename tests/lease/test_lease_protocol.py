@@ -121,3 +121,12 @@ def test_writes_are_refused_without_the_lease_reads_are_not(make_lease: Any, bat
         jobQueue="test-queue", filters=[{"name": "JOB_NAME", "values": ["guarded"]}]
     )["jobSummaryList"]
     assert [j["jobId"] for j in listed] == [first]
+
+
+def test_two_replicas_with_the_same_holder_id_do_not_both_lead(make_lease: Any) -> None:
+    """A copy-pasted BATCH_GITOPS_HOLDER_ID: the second process sees its own name on a
+    version it never wrote and waits like any standby instead of adopting the lease."""
+    first, twin = make_lease("same"), make_lease("same")
+    assert first.try_acquire()
+    assert not twin.try_acquire() and not twin.held()
+    assert first.try_acquire() and first.held()
