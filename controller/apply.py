@@ -272,6 +272,10 @@ class Applier:
             final = self._wait_finished(job_id)
         except BatchError as exc:
             return ActionResult(action, "failed", job_id, str(exc))
+        # Record what we saw now, so the jobs gauge, status and history do not lag a pass.
+        self.ledger.record_status(job_id, final, reason)
+        if action.is_prune and final not in ACTIVE_STATUSES:
+            self.ledger.set_retired(action.queue, action.name, True)
         escalated = " (escalated to TerminateJob)" if verb != action.action else ""
         if final in ACTIVE_STATUSES:
             return ActionResult(

@@ -189,8 +189,15 @@ class Boto3Batch:
             retries={"mode": retry_mode, "total_max_attempts": max_attempts}, **common
         )
         once = botocore.config.Config(retries={"total_max_attempts": 1}, **common)
-        self.client = session.client("batch", config=safe)
-        self.submit_client = session.client("batch", config=once)
+        try:
+            self.client = session.client("batch", config=safe)
+            self.submit_client = session.client("batch", config=once)
+        except botocore.exceptions.NoRegionError as exc:
+            raise BatchError(
+                "no AWS region configured: set AWS_DEFAULT_REGION (botocore does not read "
+                "AWS_REGION) or a profile with a region (AWS_PROFILE)",
+                "NoRegionError",
+            ) from exc
         for client in (self.client, self.submit_client):
             client.meta.events.register("before-send.batch.*", self._before_send)
             client.meta.events.register("response-received.batch.*", self._after_response)

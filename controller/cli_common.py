@@ -78,7 +78,7 @@ def build_settings(**overrides: Any) -> Settings:
 
 def open_runtime(settings: Settings) -> tuple[Any, Any]:
     """The Batch adapter and the ledger for a command (logging configured)."""
-    from controller.batch import Boto3Batch
+    from controller.batch import BatchError, Boto3Batch
     from controller.ledger import Ledger, LedgerError
 
     configure(settings.log_format)
@@ -86,10 +86,13 @@ def open_runtime(settings: Settings) -> tuple[Any, Any]:
         ledger = Ledger(settings.state)
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from exc
-    api = Boto3Batch(
-        rate_limit=settings.rate_limit,
-        max_attempts=settings.aws_max_attempts,
-        retry_mode=settings.aws_retry_mode,
-        pool_size=max(10, settings.concurrency),
-    )
+    try:
+        api = Boto3Batch(
+            rate_limit=settings.rate_limit,
+            max_attempts=settings.aws_max_attempts,
+            retry_mode=settings.aws_retry_mode,
+            pool_size=max(10, settings.concurrency),
+        )
+    except BatchError as exc:
+        raise click.ClickException(str(exc)) from exc
     return api, ledger

@@ -318,6 +318,15 @@ class Ledger:
                 ],
             )
 
+    def record_status(self, job_id: str, status: str, reason: str | None = None) -> None:
+        """One job's status as seen right after we acted on it (array summary untouched)."""
+        with self.lock:
+            self.db.execute(
+                "UPDATE jobs SET status=?, status_reason=COALESCE(?, status_reason), "
+                "updated_at=? WHERE job_id=?",
+                (status, reason, time.time(), job_id),
+            )
+
     def set_retired(self, queue: str, name: str, retired: bool) -> None:
         """Mark a key's current run as belonging to a removed manifest (or not any more).
 

@@ -129,3 +129,15 @@ def test_daemon_applies_new_commits_and_stops_on_sigterm(
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=20)
     assert code == 0
+
+
+def test_missing_region_is_a_clear_error(env: dict[str, str]) -> None:
+    """No region anywhere: one readable line naming the variable to set, no traceback."""
+    bare = {
+        k: v for k, v in env.items() if not k.startswith("AWS_") or k == "AWS_ENDPOINT_URL_BATCH"
+    }
+    bare["AWS_CONFIG_FILE"] = "/nonexistent"
+    result = cli("plan", env=bare)
+    assert result.returncode == 1
+    assert "no AWS region configured: set AWS_DEFAULT_REGION" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -77,7 +77,9 @@ def test_removing_a_running_job_terminates_it(
     assert [(r.action.action, r.result) for r in result.results] == [("terminate", "ok")]
     assert counter.writes == ["TerminateJob"]  # CancelJob would do nothing to RUNNING
     assert describe(batch, job_id)["status"] == "FAILED"
-    # A later pass sees the job over and only retires the key.
+    # The ledger knows at once (status, gauge and history do not lag a pass).
+    record = controller.ledger.current_jobs()[("test-queue", "train")]
+    assert (record.status, record.retired) == ("FAILED", True)
     assert controller.reconcile().results == []
 
 
