@@ -104,6 +104,30 @@ def managed_jobs(
     return found, listed
 
 
+def adopt_job(ledger: Ledger, key: tuple[str, str], job: dict[str, Any], *, prune: bool) -> str:
+    """Record a job found in AWS as its key's current run, from its tags; its token.
+
+    Shared by ``ledger rebuild`` and a new leader's catch-up (:mod:`controller.takeover`).
+    """
+    tags = job.get("tags") or {}
+    token = str(tags.get(SUBMISSION_TAG) or f"adopted-{job['jobId']}")
+    ledger.record_intent(
+        token=token,
+        queue=key[0],
+        name=key[1],
+        manifest=tags.get(MANIFEST_TAG, ""),
+        spec_hash=tags.get(SPEC_HASH_TAG, ""),
+        prune=prune,
+        provenance=Provenance(
+            tags.get(REVISION_TAG, ""),
+            tags.get(AUTHOR_TAG, ""),
+            int(job.get("createdAt", 0)) / 1000,
+        ),
+    )
+    ledger.record_submitted(token, str(job["jobId"]), str(job.get("status") or "SUBMITTED"))
+    return token
+
+
 def rebuild(
     api: BatchApi,
     ledger: Ledger,
@@ -129,23 +153,8 @@ def rebuild(
     for key, history in sorted(runs.items()):
         want = desired.jobs.get(key) if desired is not None else None
         for job in sorted(history, key=lambda j: int(j.get("createdAt", 0))):
-            tags = job.get("tags") or {}
-            token = tags.get(SUBMISSION_TAG) or f"rebuilt-{job['jobId']}"
-            ledger.record_intent(
-                token=token,
-                queue=key[0],
-                name=key[1],
-                manifest=tags.get(MANIFEST_TAG, ""),
-                spec_hash=tags.get(SPEC_HASH_TAG, ""),
-                # A removed manifest's options are unknown: never stop what we cannot vouch for.
-                prune=want.options.prune if want is not None else False,
-                provenance=Provenance(
-                    tags.get(REVISION_TAG, ""),
-                    tags.get(AUTHOR_TAG, ""),
-                    int(job.get("createdAt", 0)) / 1000,
-                ),
-            )
-            ledger.record_submitted(token, str(job["jobId"]), str(job.get("status", "")))
+            # A removed manifest's options are unknown: never stop what we cannot vouch for.
+            adopt_job(ledger, key, job, prune=want.options.prune if want else False)
             result.jobs += 1
         result.keys += 1
     for definition in api.describe_job_definitions(status=None):

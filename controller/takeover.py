@@ -30,10 +30,8 @@ from controller.batch import BatchApi
 from controller.desired import DesiredState
 from controller.jobstatus import ACTIVE_STATUSES, TERMINAL_STATUSES
 from controller.ledger import Ledger
-from controller.records import Provenance
+from controller.ledger_rebuild import adopt_job
 from controller.tags import (
-    AUTHOR_TAG,
-    MANIFEST_TAG,
     REVISION_TAG,
     SPEC_HASH_TAG,
     SUBMISSION_TAG,
@@ -97,21 +95,8 @@ def catch_up(api: BatchApi, ledger: Ledger, desired: DesiredState, controller_id
         ):
             continue  # our current run is the newer one
         want = desired.jobs.get(key)
-        ledger.record_intent(
-            token=token,
-            queue=key[0],
-            name=key[1],
-            manifest=tags.get(MANIFEST_TAG, ""),
-            spec_hash=tags[SPEC_HASH_TAG],
-            # Unknown intent for a removed manifest: never stop what we cannot vouch for.
-            prune=want.options.prune if want is not None else False,
-            provenance=Provenance(
-                tags.get(REVISION_TAG, ""),
-                tags.get(AUTHOR_TAG, ""),
-                int(job.get("createdAt", 0)) / 1000,
-            ),
-        )
-        ledger.record_submitted(token, str(job["jobId"]), str(job.get("status", "SUBMITTED")))
+        # Unknown intent for a removed manifest: never stop what we cannot vouch for.
+        adopt_job(ledger, key, job, prune=want.options.prune if want is not None else False)
         result.adopted += 1
         log.info(
             "job_adopted_from_previous_leader",
