@@ -108,7 +108,7 @@ class Settings(BaseSettings):
         1024 * 1024, gt=0, description="Largest manifest file accepted, in bytes."
     )
     max_manifests: int = Field(
-        5000, gt=0, description="A revision with more manifest files than this is not applied."
+        20000, gt=0, description="A revision with more manifest files than this is not applied."
     )
     verify_signatures: bool = Field(
         False, description="Apply only revisions whose head commit is signed by an allowed key."

@@ -107,8 +107,8 @@ def test_every_dashboard_query_has_data_on_a_live_controller(
             )
             assert errors and errors[0]["metric"]["code"] == "ClientException"
 
-            # The gauge reads the ledger's last known statuses: the cancelled job leaves it
-            # one pass after the cancel, when its FAILED status is read back and it retires.
+            # The gauge reads the ledger's statuses: the cancelled job leaves it once the
+            # pass that cancelled it recorded the FAILED status it verified.
             def jobs_by_queue() -> dict[str, float]:
                 jobs = prometheus.query("sum by (queue) (batch_gitops_managed_jobs)")
                 return {s["metric"]["queue"]: float(s["value"][1]) for s in jobs}
@@ -123,9 +123,17 @@ def test_every_dashboard_query_has_data_on_a_live_controller(
                 'up{job="batch-gitops"} == 0 or absent(up{job="batch-gitops"})'
             )
             assert prometheus.query('sum by (instance) (batch_gitops_manifests{valid="false"}) > 0')
-            assert prometheus.query(
-                "sum by (instance, action) "
-                '(increase(batch_gitops_actions_total{result="failed"}[15m])) > 0'
+            # increase() needs two scrapes that differ: the rejected submit is retried each
+            # pass, so wait (bounded) for a scrape after the next retry.
+            wait_until(
+                "the failing-actions alert expression to see the retried submit",
+                lambda: bool(
+                    prometheus.query(
+                        "sum by (instance, action) "
+                        '(increase(batch_gitops_actions_total{result="failed"}[15m])) > 0'
+                    )
+                ),
+                15,
             )
             assert not prometheus.query(
                 "time() - batch_gitops_last_successful_pass_timestamp_seconds > 900"

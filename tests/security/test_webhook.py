@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import io
 import json
 import time
@@ -138,10 +139,22 @@ def test_gitlab_token_and_replay(daemon: Daemon) -> None:
 
 
 def test_oversized_body_is_refused_before_reading(daemon: Daemon) -> None:
-    """A body above webhook_max_bytes is 413 and triggers nothing."""
-    body = b"x" * (daemon.settings.webhook_max_bytes + 1)
-    status, reply = post(url(daemon), body, github_headers(body))
-    assert (status, reply["result"]) == (413, "too-large")
+    """A body above webhook_max_bytes is 413 and triggers nothing, answered from the
+    Content-Length alone: the client sends headers only, so a server that tried to read
+    the body would hang here until the timeout instead of answering."""
+    claimed = daemon.settings.webhook_max_bytes + 1
+    headers = github_headers(b"x" * claimed)
+    connection = http.client.HTTPConnection("127.0.0.1", daemon.server.server_port, timeout=10)
+    try:
+        connection.putrequest("POST", "/webhook")
+        for name, value in {**headers, "Content-Length": str(claimed)}.items():
+            connection.putheader(name, value)
+        connection.endheaders()  # no body follows
+        reply = connection.getresponse()
+        status, body = reply.status, json.loads(reply.read())
+    finally:
+        connection.close()
+    assert (status, body["result"]) == (413, "too-large")
 
 
 def test_no_secret_means_no_webhook(controller: Controller, repo: GitRepo) -> None:
