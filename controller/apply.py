@@ -64,11 +64,18 @@ class Applier:
     verify_timeout: float = VERIFY_TIMEOUT
     # time.monotonic() after which no new AWS write starts (Settings.max_pass_seconds).
     deadline: float | None = None
+    # Per manifest path, the commit that last changed (or removed) it: who asked for the
+    # action. Paths without one fall back to ``provenance``, the head being applied.
+    causes: dict[str, Provenance] = field(default_factory=dict)
     results: list[ActionResult] = field(default_factory=list)
     _submitted: dict[JobKey, str] = field(default_factory=dict)
     _failed_keys: set[JobKey] = field(default_factory=set)
     _failed_definitions: set[str] = field(default_factory=set)
     _writes_started: int = 0
+
+    def cause(self, manifest: str) -> Provenance:
+        """The commit (and author) that asked for an action on ``manifest``."""
+        return self.causes.get(manifest, self.provenance)
 
     def apply(self, plan: Plan, desired: DesiredState) -> list[ActionResult]:
         by_kind: dict[str, list[Action]] = {
@@ -113,7 +120,7 @@ class Applier:
             name=action.name,
             queue=action.queue,
             manifest=action.manifest,
-            provenance=self.provenance,
+            provenance=self.cause(action.manifest),
             result=outcome.result,
             aws_id=outcome.aws_id or action.aws_id,
             message=outcome.message,
@@ -131,7 +138,8 @@ class Applier:
             reason=action.reason,
             result=outcome.result,
             message=outcome.message or None,
-            author=self.provenance.author,
+            author=self.cause(action.manifest).author,
+            commit=self.cause(action.manifest).revision[:12],
         )
 
     # --- definitions ---
@@ -144,9 +152,9 @@ class Applier:
             **ownership_tags(
                 controller_id=self.controller_id,
                 manifest=want.manifest,
-                revision=self.provenance.revision,
+                revision=self.cause(want.manifest).revision,
                 spec_hash=want.spec_hash,
-                author=self.provenance.author,
+                author=self.cause(want.manifest).author,
             ),
         }
         try:
@@ -163,7 +171,7 @@ class Applier:
             manifest=want.manifest,
             spec_hash=want.spec_hash,
             prune=want.options.prune,
-            provenance=self.provenance,
+            provenance=self.cause(want.manifest),
         )
         return ActionResult(
             action, "ok", aws_id=registered.arn, message=f"revision {registered.revision}"
@@ -245,7 +253,9 @@ class Applier:
             return self._deferred(action)
         self._writes_started += 1
         job_id = action.aws_id
-        reason = f"batch-gitops: manifest {action.reason} at {self.provenance.revision[:12]}"
+        reason = (
+            f"batch-gitops: manifest {action.reason} at {self.cause(action.manifest).revision[:12]}"
+        )
         try:
             job = self._describe(job_id)
             if job is None or job.get("status") not in ACTIVE_STATUSES:
@@ -388,9 +398,9 @@ class Applier:
             **ownership_tags(
                 controller_id=self.controller_id,
                 manifest=want.manifest,
-                revision=self.provenance.revision,
+                revision=self.cause(want.manifest).revision,
                 spec_hash=want.spec_hash,
-                author=self.provenance.author,
+                author=self.cause(want.manifest).author,
                 submission=token,
             ),
         }
@@ -401,7 +411,7 @@ class Applier:
             manifest=want.manifest,
             spec_hash=want.spec_hash,
             prune=want.options.prune,
-            provenance=self.provenance,
+            provenance=self.cause(want.manifest),
         )
         try:
             job_id = self.api.submit_job(request)
@@ -418,6 +428,7 @@ class Applier:
             return ActionResult(action, "failed", message=str(exc))
         self.ledger.record_submitted(token, job_id)
         self._submitted[want.key] = job_id
-        if self.provenance.committed_at:
-            metrics.COMMIT_TO_SUBMIT.observe(max(0.0, time.time() - self.provenance.committed_at))
+        committed_at = self.cause(want.manifest).committed_at
+        if committed_at:
+            metrics.COMMIT_TO_SUBMIT.observe(max(0.0, time.time() - committed_at))
         return ActionResult(action, "ok", aws_id=job_id)

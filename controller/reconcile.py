@@ -329,6 +329,7 @@ def _run(
         api=api,
         ledger=ledger,
         provenance=provenance,
+        causes=_causes(snapshot, plan),
         controller_id=settings.controller_id,
         pass_id=outcome.pass_id,
         concurrency=settings.concurrency,
@@ -359,6 +360,22 @@ def _ledger_lost(settings: Settings, api: BatchApi, ledger: Ledger, desired: Des
             f"{settings.state}: the ledger is empty and AWS Batch could not be checked for "
             f"jobs this controller already submitted ({exc}); trying again next pass"
         )
+
+
+def _causes(snapshot: Snapshot, plan: Plan) -> dict[str, Provenance]:
+    """Who asked for each action: the commit that last touched its manifest.
+
+    The head may bundle several authors' commits; tags and the audit trail name the
+    one that changed (or removed) the file. One ``git log`` walk, only for the paths
+    this pass acts on; a path it cannot attribute falls back to the head.
+    """
+    paths = {action.manifest for action in plan.actions if action.manifest}
+    try:
+        commits = snapshot.last_commits(paths)
+    except OSError as exc:
+        log.warning("causes_unknown", error=str(exc))
+        return {}
+    return {path: Provenance(*commit) for path, commit in commits.items()}
 
 
 def _write_git_note(settings: Settings, source: GitSource, outcome: PassResult) -> None:

@@ -38,9 +38,10 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,6 +134,46 @@ class Snapshot:
     def contents(self) -> Iterator[tuple[str, bytes, str]]:
         for path, blob in self.files:
             yield path, self.read(blob), blob
+
+    def last_commits(
+        self, paths: Iterable[str], timeout: float = READ_TIMEOUT
+    ) -> dict[str, tuple[str, str, float]]:
+        """Per path, the newest commit up to this revision that added, changed or
+        deleted it: ``(sha, "Name <email>", commit time)`` — the commit that asked.
+
+        One ``git log --name-only`` walk, stopped as soon as every path is found; a
+        path it does not reach in ``timeout`` seconds is simply absent (callers fall
+        back to the head commit).
+        """
+        wanted = set(paths)
+        if not wanted:
+            return {}
+        command = [
+            "git", "-c", "core.quotePath=false", "--literal-pathspecs",
+            f"--git-dir={self.repo.git_dir}", "log", "--no-renames", "--name-only",
+            "--format=%x01%H%x02%an <%ae>%x02%ct", self.revision, "--", *sorted(wanted),
+        ]  # fmt: skip
+        found: dict[str, tuple[str, str, float]] = {}
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            assert proc.stdout is not None
+            commit: tuple[str, str, float] | None = None
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                if line.startswith("\x01"):
+                    sha, author, when = line[1:].split("\x02")
+                    commit = (sha, author, float(when))
+                elif commit is not None and line in wanted and line not in found:
+                    found[line] = commit
+                    if len(found) == len(wanted):
+                        break
+        finally:
+            timer.cancel()
+            proc.kill()
+            proc.wait()
+        return found
 
 
 def is_url(src: str) -> bool:
