@@ -41,10 +41,19 @@ def main() -> None:
 def validate(directory: Path, output: str, policy_from: str) -> None:
     """Check manifests in DIRECTORY offline. Exit 0 valid, 1 invalid."""
     from controller.desired import build_desired
-    from controller.manifests import load_files, read_directory
+    from controller.manifests import (
+        SYMLINK_MESSAGE,
+        ManifestError,
+        linked_manifests,
+        load_files,
+        read_directory,
+    )
     from controller.policy_source import gate_directory
 
     loaded = load_files(read_directory(directory))
+    for path in linked_manifests(directory):  # as in a pass: never followed, reported
+        loaded.errors.append(ManifestError(path, "", SYMLINK_MESSAGE))
+        loaded.invalid_paths.add(path)
     policy_file = build_settings().policy_file  # BATCH_GITOPS_POLICY_FILE
     desired = build_desired(gate_directory(loaded, directory, policy_file, policy_from))
     if output == "json":

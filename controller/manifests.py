@@ -473,6 +473,21 @@ def load_files(files: Iterable[tuple[str, bytes, str]], limits: Limits | None = 
     return result
 
 
+SYMLINK_MESSAGE = (
+    "symbolic link: never followed (it could point outside the manifest directory); "
+    "commit the manifest itself"
+)
+
+
+def linked_manifests(root: Path, prefix: str = "") -> list[str]:
+    """Manifest-named symlinks under ``root`` (not followed): each is reported invalid."""
+    return [
+        f"{prefix}{link.relative_to(root).as_posix()}"
+        for link in sorted(root.rglob("*"))
+        if link.is_symlink() and is_manifest_path(link.relative_to(root).as_posix())
+    ]
+
+
 def read_directory(root: Path, prefix: str = "") -> Iterator[tuple[str, bytes, str]]:
     """Files of a working directory as ``(path, bytes, "")``, for offline ``validate``."""
     for file in sorted(root.rglob("*")):

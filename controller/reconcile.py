@@ -24,7 +24,14 @@ from controller.desired import DesiredState, build_desired
 from controller.lease import LeaseLost
 from controller.ledger import Ledger
 from controller.ledger_rebuild import ledger_loss
-from controller.manifests import Limits, LoadResult, Manifest, ManifestError, load_manifest
+from controller.manifests import (
+    SYMLINK_MESSAGE,
+    Limits,
+    LoadResult,
+    Manifest,
+    ManifestError,
+    load_manifest,
+)
 from controller.observe import SettleResult, observe, settle_intents
 from controller.plan import Plan, PlanOptions, plan_actions
 from controller.records import Provenance
@@ -84,6 +91,9 @@ class ManifestCache:
             else:
                 result.errors.extend(entry)
                 result.invalid_paths.add(path)
+        for path in snapshot.links:
+            result.errors.append(ManifestError(path, "", SYMLINK_MESSAGE))
+            result.invalid_paths.add(path)
         self._entries = fresh  # forget files that are gone: memory stays bounded
         return result
 

@@ -99,6 +99,8 @@ class Snapshot:
     repo: git.Repo
     # blob sha -> size in bytes, as listed with the tree (empty if not listed)
     sizes: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    # manifest-named symlinks: never followed, reported as invalid files
+    links: tuple[str, ...] = ()
 
     def read(self, blob: str) -> bytes:
         return bytes(self.repo.odb.stream(bytes.fromhex(blob)).read())
@@ -431,7 +433,7 @@ class GitSource:
                 ) from exc
             if tree.type != "tree":
                 raise SourceError("path-missing", f"{self.subdir!r} is not a directory")
-        files, sizes = self._list_blobs(commit.hexsha)
+        files, sizes, links = self._list_blobs(commit.hexsha)
         return Snapshot(
             revision=commit.hexsha,
             author=f"{commit.author.name} <{commit.author.email}>",
@@ -440,9 +442,12 @@ class GitSource:
             files=files,
             repo=repo,
             sizes=sizes,
+            links=links,
         )
 
-    def _list_blobs(self, revision: str) -> tuple[tuple[tuple[str, str], ...], dict[str, int]]:
+    def _list_blobs(
+        self, revision: str
+    ) -> tuple[tuple[tuple[str, str], ...], dict[str, int], tuple[str, ...]]:
         """Every manifest blob of the revision with its size, from one ``git ls-tree``.
 
         One C process: walking the tree object by object through GitPython costs
@@ -455,19 +460,23 @@ class GitSource:
         prefix = f"{self.subdir}/" if self.subdir else ""
         files: list[tuple[str, str]] = []
         sizes: dict[str, int] = {}
+        links: list[str] = []
         for record in listing.split("\0"):
             meta, _, name = record.partition("\t")
             if not name:
                 continue
             mode, kind, blob, size = meta.split()
             path = prefix + name
-            if kind != "blob" or mode == "120000" or not _manifest_path(name):
-                continue  # symlinks are never followed; submodules are not manifests
+            if kind != "blob" or not _manifest_path(name):
+                continue  # submodules and other files are not manifests
+            if mode == "120000":
+                links.append(path)  # never followed: it could point outside the directory
+                continue
             if not size.isdigit():
                 raise ValueError(f"blob {blob} of {path} is missing from {self.display}")
             files.append((path, blob))
             sizes[blob] = int(size)
-        return tuple(files), sizes
+        return tuple(files), sizes, tuple(links)
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:

@@ -73,7 +73,8 @@ def test_symlinks_are_never_followed(
     controller: Controller, repo: GitRepo, batch: Any, tmp_path: Path
 ) -> None:
     """With the manifests in a sub-directory, a committed symlink to a manifest outside
-    it (and one to an absolute path) is not read: its job is never submitted."""
+    it (and one to an absolute path) is not read: its job is never submitted, and each
+    link is reported by name as an invalid file (the good job beside them is applied)."""
     repo.write("outside/secret-job.json", {**GOOD, "jobName": "from-outside"})
     repo.write("manifests/defs/d.json", DEFINITION)
     repo.write("manifests/jobs/good.json", GOOD)
@@ -83,7 +84,12 @@ def test_symlinks_are_never_followed(
     assert repo.git("ls-files", "-s", "manifests/jobs/link.json").startswith("120000")
     controller.settings = controller.settings.model_copy(update={"path": "manifests"})
     result = controller.reconcile()
-    assert result.result == "ok" and result.errors == []
+    assert result.result == "degraded"
+    assert sorted(e.path for e in result.errors) == [
+        "manifests/jobs/abs.json",
+        "manifests/jobs/link.json",
+    ]
+    assert all("symbolic link: never followed" in e.message for e in result.errors)
     assert names(batch) == ["good"]
 
 
@@ -98,8 +104,9 @@ def test_validate_does_not_follow_symlinks_out_of_the_directory(tmp_path: Path) 
     (root / "link.json").symlink_to(outside / "job.json")
     (root / "linkdir").symlink_to(outside, target_is_directory=True)
     result = CliRunner().invoke(main, ["validate", str(root), "-o", "json"])
-    assert result.exit_code == 0, result.stdout
-    assert '"jobs": 0' in result.stdout
+    assert result.exit_code == 1, result.stdout
+    assert '"jobs": 0' in result.stdout  # nothing behind the links was read
+    assert '"path": "link.json"' in result.stdout and "symbolic link" in result.stdout
 
 
 def test_size_limit_is_a_setting(controller: Controller, repo: GitRepo, batch: Any) -> None:
