@@ -105,6 +105,8 @@ class Manifest:
     request: dict[str, Any]
     options: JobOptions | DefinitionOptions
     blob: str = ""
+    # "spec." for the envelope form: where the request's fields sit in the file.
+    field_prefix: str = ""
 
     @property
     def name(self) -> str:
@@ -455,7 +457,9 @@ def load_manifest(
             )
     if errors:
         return errors
-    return Manifest(path=path, kind=kind, request=request, options=options, blob=blob)
+    return Manifest(
+        path=path, kind=kind, request=request, options=options, blob=blob, field_prefix=prefix
+    )
 
 
 def load_files(files: Iterable[tuple[str, bytes, str]], limits: Limits | None = None) -> LoadResult:

@@ -174,6 +174,8 @@ class Usage:
     timeouts: list[tuple[str, float]] = field(default_factory=list)
     tags: dict[str, Any] = field(default_factory=dict)
     has_timeout: bool = False
+    # Where the request sits in its file ("spec." in the envelope form).
+    where: str = ""
     # A job whose definition is managed here: its full effective values are known.
     definition_known: bool = False
 
@@ -280,7 +282,7 @@ def _timeout(usage: Usage, request: dict[str, Any], where: str) -> None:
 
 def definition_usage(request: dict[str, Any], where: str = "") -> Usage:
     """What a RegisterJobDefinition request asks for."""
-    usage = Usage(tags=dict(request.get("tags") or {}))
+    usage = Usage(tags=dict(request.get("tags") or {}), where=where)
     usage.definitions.append((f"{where}jobDefinitionName", str(request.get("jobDefinitionName"))))
     _container(usage, request.get("containerProperties"), f"{where}containerProperties")
     ranges = (request.get("nodeProperties") or {}).get("nodeRangeProperties") or []
@@ -317,7 +319,7 @@ def _resource_name(value: str) -> str:
 
 def job_usage(request: dict[str, Any], definition: Manifest | None, where: str = "") -> Usage:
     """What a SubmitJob request asks for, including what its managed definition gives it."""
-    usage = Usage(tags=dict(request.get("tags") or {}))
+    usage = Usage(tags=dict(request.get("tags") or {}), where=where)
     usage.queues.append((f"{where}jobQueue", str(request.get("jobQueue"))))
     usage.definitions.append((f"{where}jobDefinition", str(request.get("jobDefinition"))))
     _container(usage, request.get("containerOverrides"), f"{where}containerOverrides")
@@ -338,7 +340,7 @@ def job_usage(request: dict[str, Any], definition: Manifest | None, where: str =
         # exact for ceilings (the effective value is one of them) and for roles
         # and images (overrides cannot change those).
         usage.definition_known = True
-        inherited = definition_usage(definition.request)
+        inherited = definition_usage(definition.request, definition.field_prefix)
         label = f"jobDefinition ({definition.path}: "
         for name in ("vcpus", "memory", "gpus", "images", "job_roles", "execution_roles"):
             mine: list[Any] = getattr(usage, name)
@@ -434,7 +436,7 @@ def _check(
     known = kind == "job" and usage.definition_known
     if team.limits.timeout_seconds is not None and known and not usage.has_timeout:
         yield (
-            "timeout",
+            f"{usage.where}timeout",
             f"policy limits.timeoutSeconds: no timeout is set (neither the job nor its "
             f"definition); team {name!r} must set timeout.attemptDurationSeconds <= "
             f"{team.limits.timeout_seconds} {cite('limits', 'timeoutSeconds')}",
@@ -442,7 +444,7 @@ def _check(
     missing = [tag for tag in team.required_tags if not str(usage.tags.get(tag, "")).strip()]
     if missing:
         yield (
-            "tags",
+            f"{usage.where}tags",
             f"policy requiredTags: missing tag(s) {', '.join(missing)} required for team "
             f"{name!r} {cite('requiredTags')}",
         )
@@ -471,9 +473,9 @@ def check_manifest(
     if manifest.kind == "job":
         reference = _definition_name(str(manifest.request.get("jobDefinition", "")))
         definition = (definitions or {}).get(reference)
-        usage = job_usage(manifest.request, definition)
+        usage = job_usage(manifest.request, definition, manifest.field_prefix)
     else:
-        usage = definition_usage(manifest.request)
+        usage = definition_usage(manifest.request, manifest.field_prefix)
     return [
         ManifestError(manifest.path, where, message)
         for where, message in _check(policy, team_index, team, usage, manifest.kind)

@@ -334,6 +334,24 @@ spec:
     assert len(messages) == 2
     assert "asks for 16384 MiB of memory" in messages[0]
     assert "asks for 8 vCPUs" in messages[1]
+    # Fields are named where they sit in the file: under the envelope's spec.
+    assert all(e["field"].startswith("spec.eksProperties.") for e in body["errors"])
+
+
+def test_envelope_job_violations_name_fields_under_spec(repo: GitRepo) -> None:
+    """An envelope job on another team's queue without its required tags: both fields are
+    reported as the author wrote them (spec.jobQueue, spec.tags)."""
+    envelope = {
+        "apiVersion": "batch-gitops/v1",
+        "kind": "Job",
+        "spec": _with(GOOD_JOB, jobQueue="ml-queue", tags={}),
+    }
+    write_tree(
+        repo, {"teams/finance/def.json": GOOD_DEFINITION, "teams/finance/job.json": envelope}
+    )
+    code, body = run_validate(repo.path)
+    assert code == 1
+    assert sorted(e["field"] for e in body["errors"]) == ["spec.jobQueue", "spec.tags"]
 
 
 def test_broken_policy_blocks_everything_and_names_its_line(repo: GitRepo) -> None:
