@@ -22,7 +22,14 @@ from typing import Any, Literal
 import structlog
 
 from controller import metrics
-from controller.batch import BatchApi, BatchError, OutcomeUnknown, Registered, Rejected
+from controller.batch import (
+    BatchApi,
+    BatchError,
+    OutcomeUnknown,
+    Registered,
+    Rejected,
+    Transient,
+)
 from controller.desired import DesiredState, JobKey
 from controller.jobstatus import ACTIVE_STATUSES, QUEUED_STATUSES
 from controller.ledger import Ledger
@@ -36,6 +43,7 @@ log = structlog.get_logger(__name__)
 # it again (nothing was recorded, nothing was sent).
 Result = Literal["ok", "failed", "skipped", "unknown", "stopping", "deferred"]
 VERIFY_TIMEOUT = 3.0
+REGISTER_ATTEMPTS = 3
 
 
 @dataclass
@@ -159,8 +167,18 @@ class Applier:
         }
         try:
             registered = self._registered_earlier(want.name, want.spec_hash)
-            if registered is None:
-                registered = self.api.register_job_definition(request)
+            attempts = 0
+            while registered is None:
+                attempts += 1
+                try:
+                    registered = self.api.register_job_definition(request)
+                except Transient:
+                    # Throttled, refused or reply lost: settle first (did it land?), then
+                    # try again — never a blind retry that could add a second revision.
+                    if attempts >= REGISTER_ATTEMPTS:
+                        raise
+                    time.sleep(0.2 * attempts)
+                    registered = self._registered_earlier(want.name, want.spec_hash)
         except BatchError as exc:
             self._failed_definitions.add(want.name)
             return ActionResult(action, "failed", message=str(exc))

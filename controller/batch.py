@@ -247,8 +247,13 @@ class Boto3Batch:
 
     # --- writes ---
     def register_job_definition(self, request: dict[str, Any]) -> Registered:
+        """One RegisterJobDefinition, not retried by botocore: a retry after a lost reply
+        would leave a second revision. ``apply`` settles (adopts by tag) before retrying."""
         reply = self._call(
-            "RegisterJobDefinition", self.client.register_job_definition, write=True, **request
+            "RegisterJobDefinition",
+            self.submit_client.register_job_definition,
+            write=True,
+            **request,
         )
         return Registered(
             reply["jobDefinitionArn"], reply["jobDefinitionName"], int(reply["revision"])

@@ -25,8 +25,16 @@ def test_force_push_to_an_older_revision_resubmits_nothing(
     newer = repo.commit("c")
     remote.push()
     watched = watch(git_daemon.url())
-    assert watched.run().result == "ok"
-    assert sorted(watched.writes()) == ["RegisterJobDefinition"] + ["SubmitJob"] * 3
+    first = watched.run()
+    assert first.result == "ok"
+    # Outcomes, not HTTP attempts: a transport retry on a loaded machine is not a change.
+    assert sorted((r.action.action, r.result) for r in first.results) == [
+        ("register", "ok"),
+        ("submit", "ok"),
+        ("submit", "ok"),
+        ("submit", "ok"),
+    ]
+    watched.writes()  # forget the first pass's calls
 
     repo.git("reset", "-q", "--hard", older)
     remote.push(force=True)

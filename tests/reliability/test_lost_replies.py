@@ -128,3 +128,32 @@ def test_submit_refused_before_aws_is_resubmitted_once(
     found = managed_jobs(batch)
     report(f"refused before AWS={proxy.faults()} jobs expected={len(expected)} found={len(found)}")
     assert set(found) == expected and set(found.values()) == {1}
+
+
+@pytest.mark.parametrize("fault", ["drop-after", "5xx-after"])
+def test_lost_register_reply_is_adopted_not_registered_twice(
+    fault: Fault,
+    moto: demo_backend.MotoBatch,
+    proxy: FaultProxy,
+    proxied: Controller,
+    repo: GitRepo,
+    batch: Any,
+    report: Any,
+) -> None:
+    """RegisterJobDefinition reaches AWS but its reply is lost: it is not retried blindly
+    (botocore's retries are off for it); the controller looks the revision up by its
+    spec-hash tag, adopts it and submits the jobs against it, in the same pass. AWS
+    ends with exactly one revision."""
+    expected = write_jobs(repo, 4)
+    repo.commit("jobs")
+    proxy.rule = lambda op, n: fault if op == "RegisterJobDefinition" and n == 0 else None
+    result = proxied.reconcile()
+    assert result.result == "ok", result.as_dict()
+    revisions = batch.describe_job_definitions(jobDefinitionName="worker")["jobDefinitions"]
+    report(
+        f"register fault={fault} RegisterJobDefinition reaching AWS="
+        f"{proxy.reached_aws('RegisterJobDefinition')} revisions={len(revisions)}"
+    )
+    assert proxy.reached_aws("RegisterJobDefinition") == 1
+    assert [d["revision"] for d in revisions] == [1]
+    assert set(managed_jobs(batch)) == expected
