@@ -10,19 +10,9 @@ import threading
 import time
 from typing import Any
 
-from controller.batch import Boto3Batch
+from controller.batch import WRITE_OPERATIONS, Boto3Batch
 
-WRITES = frozenset(
-    {
-        "SubmitJob",
-        "RegisterJobDefinition",
-        "DeregisterJobDefinition",
-        "CancelJob",
-        "TerminateJob",
-        "TagResource",
-        "UntagResource",
-    }
-)
+WRITES = WRITE_OPERATIONS  # one definition of "a write", shared with the controller
 
 
 class CallCounter:

@@ -85,6 +85,23 @@ class Applier:
         """The commit (and author) that asked for an action on ``manifest``."""
         return self.causes.get(manifest, self.provenance)
 
+    def _tags(
+        self, request: dict[str, Any], manifest: str, spec_hash: str, submission: str | None = None
+    ) -> dict[str, str]:
+        """The author's tags plus ours (ours win: the batch-gitops/ prefix is reserved)."""
+        cause = self.cause(manifest)
+        return {
+            **(request.get("tags") or {}),
+            **ownership_tags(
+                controller_id=self.controller_id,
+                manifest=manifest,
+                revision=cause.revision,
+                spec_hash=spec_hash,
+                author=cause.author,
+                submission=submission,
+            ),
+        }
+
     def apply(self, plan: Plan, desired: DesiredState) -> list[ActionResult]:
         by_kind: dict[str, list[Action]] = {
             "register": [],
@@ -117,6 +134,7 @@ class Applier:
     # --- bookkeeping ---
     def _record(self, outcome: ActionResult) -> None:
         action = outcome.action
+        cause = self.cause(action.manifest)
         self.results.append(outcome)
         metrics.ACTIONS.labels(
             action=action.action, queue=action.queue or "-", result=outcome.result
@@ -128,7 +146,7 @@ class Applier:
             name=action.name,
             queue=action.queue,
             manifest=action.manifest,
-            provenance=self.cause(action.manifest),
+            provenance=cause,
             result=outcome.result,
             aws_id=outcome.aws_id or action.aws_id,
             message=outcome.message,
@@ -146,8 +164,8 @@ class Applier:
             reason=action.reason,
             result=outcome.result,
             message=outcome.message or None,
-            author=self.cause(action.manifest).author,
-            commit=self.cause(action.manifest).revision[:12],
+            author=cause.author,
+            commit=cause.revision[:12],
         )
 
     # --- definitions ---
@@ -155,16 +173,7 @@ class Applier:
         want = action.definition
         assert want is not None
         request = dict(want.request)
-        request["tags"] = {
-            **(want.request.get("tags") or {}),
-            **ownership_tags(
-                controller_id=self.controller_id,
-                manifest=want.manifest,
-                revision=self.cause(want.manifest).revision,
-                spec_hash=want.spec_hash,
-                author=self.cause(want.manifest).author,
-            ),
-        }
+        request["tags"] = self._tags(want.request, want.manifest, want.spec_hash)
         try:
             registered = self._registered_earlier(want.name, want.spec_hash)
             attempts = 0
@@ -411,17 +420,7 @@ class Applier:
             return self._deferred(action)
         self._writes_started += 1
         token = uuid.uuid4().hex
-        request["tags"] = {
-            **(want.request.get("tags") or {}),
-            **ownership_tags(
-                controller_id=self.controller_id,
-                manifest=want.manifest,
-                revision=self.cause(want.manifest).revision,
-                spec_hash=want.spec_hash,
-                author=self.cause(want.manifest).author,
-                submission=token,
-            ),
-        }
+        request["tags"] = self._tags(want.request, want.manifest, want.spec_hash, token)
         self.ledger.record_intent(
             token=token,
             queue=want.queue,

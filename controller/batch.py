@@ -30,6 +30,19 @@ import botocore.exceptions
 from controller import metrics
 
 DESCRIBE_BATCH = 100
+# Batch operations that change something (the rest only read): what the lease guards,
+# and what "0 writes on an unchanged pass" counts.
+WRITE_OPERATIONS = frozenset(
+    {
+        "SubmitJob",
+        "RegisterJobDefinition",
+        "DeregisterJobDefinition",
+        "CancelJob",
+        "TerminateJob",
+        "TagResource",
+        "UntagResource",
+    }
+)
 THROTTLE_CODES = {
     "TooManyRequestsException",
     "ThrottlingException",

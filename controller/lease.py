@@ -38,21 +38,11 @@ import botocore.exceptions
 import structlog
 
 from controller import metrics
-from controller.batch import BatchApi, Boto3Batch
+from controller.batch import WRITE_OPERATIONS, BatchApi, Boto3Batch
 from controller.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-# Batch operations that change something: the lease must be valid when one is sent.
-WRITE_OPERATIONS = (
-    "SubmitJob",
-    "RegisterJobDefinition",
-    "DeregisterJobDefinition",
-    "CancelJob",
-    "TerminateJob",
-    "TagResource",
-    "UntagResource",
-)
 # The holder stops trusting its lease this much earlier than a standby may take it.
 SAFETY_MARGIN = 0.2
 
@@ -352,5 +342,5 @@ def guard_writes(api: BatchApi, lease: Lease) -> None:
     if not isinstance(api, Boto3Batch):
         raise TypeError("the lease guard needs the boto3 adapter (its clients' event hooks)")
     for client in (api.client, api.submit_client):
-        for operation in WRITE_OPERATIONS:
+        for operation in sorted(WRITE_OPERATIONS):
             client.meta.events.register_last(f"before-send.batch.{operation}", check)

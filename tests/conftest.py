@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from controller import demo_backend
-from controller.batch import Boto3Batch
+from controller.batch import WRITE_OPERATIONS, Boto3Batch
 from controller.ledger import Ledger
 from controller.reconcile import PassResult, make_source, run_pass
 from controller.settings import Settings
@@ -138,15 +138,7 @@ def batch(moto: demo_backend.MotoBatch) -> Any:
 class WriteCounter:
     """Counts Batch HTTP requests by operation through botocore's event system."""
 
-    WRITES = {
-        "SubmitJob",
-        "RegisterJobDefinition",
-        "DeregisterJobDefinition",
-        "CancelJob",
-        "TerminateJob",
-        "TagResource",
-        "UntagResource",
-    }
+    WRITES = WRITE_OPERATIONS
 
     def __init__(self, api: Boto3Batch) -> None:
         self.calls: list[str] = []
