@@ -31,6 +31,7 @@ import boto3
 Mode = Literal["instant", "walk", "hold", "queued"]
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+RESET_ATTEMPTS = 3
 
 _installed = False
 _settings: dict[str, Any] = {"mode": "instant", "run": 3.0}
@@ -187,11 +188,28 @@ class MotoBatch:
             )
 
     def reset(self) -> None:
+        """Empty every moto backend.
+
+        An in-process server is reset in-process (what its ``/moto-api/reset`` handler
+        calls), so no socket can be lost on the way; a server in another process gets
+        the POST, sent again if the connection drops (a reset is idempotent).
+        """
+        if self.server is not None:
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
+            return
         import urllib.request
 
-        urllib.request.urlopen(
-            urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST"), timeout=10
-        ).read()
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST")
+        for attempt in range(RESET_ATTEMPTS):
+            try:
+                urllib.request.urlopen(request, timeout=10).read()
+                return
+            except ConnectionError:  # reset, refused or closed without a reply
+                if attempt == RESET_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     def stop(self) -> None:
         self._stop.set()
