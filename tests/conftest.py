@@ -136,14 +136,18 @@ def batch(moto: demo_backend.MotoBatch) -> Any:
 
 
 class WriteCounter:
-    """Counts Batch HTTP requests by operation through botocore's event system."""
+    """Counts the Batch API calls a controller makes, by operation, through botocore's
+    ``before-call`` event: once per call, however many HTTP attempts botocore's retry
+    mode needs for it (a read retried after a dropped connection is still one read).
+    SubmitJob and RegisterJobDefinition are never retried by botocore (see batch.py),
+    so for them a call is a request that reached, or may have reached, AWS."""
 
     WRITES = WRITE_OPERATIONS
 
     def __init__(self, api: Boto3Batch) -> None:
         self.calls: list[str] = []
         for client in (api.client, api.submit_client):
-            client.meta.events.register("before-send.batch.*", self._count)
+            client.meta.events.register("before-call.batch.*", self._count)
 
     def _count(self, event_name: str = "", **_: Any) -> None:
         self.calls.append(event_name.rsplit(".", 1)[-1])
