@@ -270,6 +270,59 @@ PANELS: tuple[PanelSpec, ...] = (
         ),
         unit="s",
     ),
+    # --- policy, trust and replicas ---
+    PanelSpec(
+        "Policy, trust and replicas",
+        "Manifests blocked by policy",
+        "stat",
+        (_q("max(batch_gitops_policy_violations)"),),
+        description="Manifests the team policy (.batch-gitops/policy.yaml) blocked in the "
+        "last pass; `batch-gitops validate` names the file, the rule and the policy line.",
+    ),
+    PanelSpec(
+        "Policy, trust and replicas",
+        "Rejected revisions and signature checks",
+        "timeseries",
+        (
+            _q(
+                f"sum by (reason) (increase(batch_gitops_source_rejected_total[{RATE}]))",
+                "rejected {{reason}}",
+            ),
+            _q(
+                f"sum by (result) (increase(batch_gitops_signature_checks_total[{RATE}]))",
+                "signature {{result}}",
+            ),
+        ),
+        description="A rejected head is not applied; the last applied revision stays in "
+        "force (alert BatchGitopsRevisionRejected).",
+    ),
+    PanelSpec(
+        "Policy, trust and replicas",
+        "Webhook requests by result",
+        "timeseries",
+        (
+            _q(
+                "sum by (provider, result) "
+                f"(increase(batch_gitops_webhook_requests_total[{RATE}]))",
+                "{{provider}} {{result}}",
+            ),
+        ),
+        description="unauthorized, replay and too-large requests never start a pass.",
+    ),
+    PanelSpec(
+        "Policy, trust and replicas",
+        "Lease: replicas leading and hand-overs",
+        "timeseries",
+        (
+            _q("sum(batch_gitops_leader)", "replicas leading"),
+            _q(
+                f"sum by (event) (increase(batch_gitops_lease_transitions_total[{RATE}]))",
+                "{{event}}",
+            ),
+        ),
+        description="With a lease table exactly one replica leads (0 in single-replica "
+        "mode, which needs no lease); more than one fires BatchGitopsSplitLeadership.",
+    ),
 )
 
 

@@ -149,6 +149,9 @@ FETCH_ERROR_REASONS = (
     "path-missing",
     "timeout",
 )
+SOURCE_REJECTED_REASONS = ("untrusted", "too-many-manifests")
+WEBHOOK_PROVIDERS = ("github", "gitlab")
+LEASE_EVENTS = ("acquired", "lost", "released")
 AWS_OPERATIONS = (
     "RegisterJobDefinition",
     "DeregisterJobDefinition",
@@ -171,9 +174,15 @@ def _initialize_known_labels() -> None:
         AWS_THROTTLES.labels(operation=operation)
         # The code AWS Batch throttles with (HTTP 429): throttling panels show 0, not nothing.
         AWS_REQUEST_ERRORS.labels(operation=operation, code="TooManyRequestsException")
+    for reason in SOURCE_REJECTED_REASONS:
+        SOURCE_REJECTED.labels(reason=reason)
+    SIGNATURE_CHECKS.labels(result="trusted")
+    for provider in WEBHOOK_PROVIDERS:
+        for result in ("accepted", "unauthorized"):
+            WEBHOOK_REQUESTS.labels(provider=provider, result=result)
+    for event in LEASE_EVENTS:
+        LEASE_TRANSITIONS.labels(event=event)
 
-
-_initialize_known_labels()
 
 # --- policy and security (controller/policy.py, signatures.py, webhook.py) ---
 POLICY_VIOLATIONS = Gauge(
@@ -207,3 +216,6 @@ LEASE_TRANSITIONS = Counter(
     "Lease changes seen by this replica, by event (acquired, lost, released).",
     ["event"],
 )
+
+
+_initialize_known_labels()
