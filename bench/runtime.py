@@ -35,11 +35,10 @@ def log_to(path: Path) -> dict[str, Any]:
     """
     global _log_file
     previous = structlog.get_config()
-    configure("json", logging.INFO)
     if _log_file is not None:
         _log_file.close()
     _log_file = path.open("a", encoding="utf-8")
-    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=_log_file))
+    configure("json", logging.INFO, stream=_log_file)
     return previous
 
 

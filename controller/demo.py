@@ -56,7 +56,12 @@ def run_demo(*, once: bool, manifests: Path | None, workdir: Path | None) -> int
         return 1
     root = workdir or Path(tempfile.mkdtemp(prefix="batch-gitops-demo-"))
     repo_dir = root / "repo"
-    configure("json" if once else "console")
+    # --once: JSON lines on stderr, for scripts. Watching: the live table owns the
+    # terminal, so the controller's log goes to a file the user can tail.
+    root.mkdir(parents=True, exist_ok=True)
+    log_path = root / "controller.log"
+    log_file = None if once else log_path.open("a", encoding="utf-8")
+    configure("json" if once else "console", stream=log_file)
 
     desired = build_desired(load_files(read_directory(manifests)))
     if desired.errors:
@@ -118,8 +123,10 @@ def run_demo(*, once: bool, manifests: Path | None, workdir: Path | None) -> int
                 f"\n[bold]The controller is watching[/] [cyan]{repo_dir}[/] (branch main).\n"
                 f"Edit or delete a manifest there, then commit, e.g.:\n"
                 f"  cd {repo_dir} && git rm jobs/job-array.json && git commit -m 'drop sweep'\n"
-                f"Metrics: {metrics_url}   Stop: Ctrl-C\n"
-            )
+                f"Metrics: {metrics_url}   Controller log: tail -f {log_path}\n"
+                f"Stop: Ctrl-C\n"
+            ),
+            soft_wrap=True,  # paths and commands stay whole, to copy and paste
         )
         last_revision = first.revision
         next_pass = time.monotonic() + settings.interval
@@ -130,7 +137,7 @@ def run_demo(*, once: bool, manifests: Path | None, workdir: Path | None) -> int
                     result = one_pass()
                     next_pass = time.monotonic() + settings.interval
                     if result.revision != last_revision or result.results:
-                        messages = [str(_summary(result))][-5:]
+                        messages = [*messages, str(_summary(result))][-5:]
                         last_revision = result.revision
                 refresh_statuses(api, ledger)
                 jobs = sorted(
@@ -140,10 +147,12 @@ def run_demo(*, once: bool, manifests: Path | None, workdir: Path | None) -> int
                 live.update(Group(jobs_table(jobs), Text("\n".join(messages))))
                 time.sleep(1.0)
     except KeyboardInterrupt:
-        console.print("stopped")
+        console.print("\nstopped")
         return 0
     finally:
         moto.stop()
+        if log_file is not None:
+            log_file.close()
 
 
 def _summary(result: PassResult) -> Text:

@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -40,8 +40,12 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
-def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
-    render_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+def configure(
+    log_format: str = "auto", level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
+    """Render to ``stream`` (default stderr): JSON, or pretty on a TTY when ``auto``."""
+    stream = stream or sys.stderr
+    render_json = log_format == "json" or (log_format == "auto" and not stream.isatty())
     renderer: Any = (
         structlog.processors.JSONRenderer() if render_json else structlog.dev.ConsoleRenderer()
     )
@@ -56,7 +60,7 @@ def configure(log_format: str = "auto", level: int = logging.INFO) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
 
