@@ -31,7 +31,7 @@ import yaml
 from botocore.model import Shape, StructureShape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller.schedule import MAX_TEMPLATE_NAME, ScheduleOptions
+from controller.schedule_rules import MAX_TEMPLATE_NAME, ScheduleOptions
 
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
 API_VERSION = "batch-gitops/v1"

@@ -12,13 +12,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from controller.desired import build_desired
 from controller.manifests import Manifest, load_files, load_manifest
-from controller.schedule import (
-    ScheduleOptions,
-    decide_tick,
-    newest_tick,
-    sync_cron_triggers,
-    tick_name,
-)
+from controller.schedule import sync_cron_triggers
+from controller.schedule_rules import ScheduleOptions, decide_tick, newest_tick, tick_name
 
 
 def envelope(schedule: object, name: str = "report") -> bytes:
