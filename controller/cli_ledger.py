@@ -36,6 +36,13 @@ def ledger() -> None:
     is_flag=True,
     help="Move an existing (e.g. corrupt) ledger file aside to FILE.replaced-<time> first.",
 )
+@click.option(
+    "--assume-applied",
+    is_flag=True,
+    help="For plans in CI only: record every job of --branch that AWS no longer lists as "
+    "already run, so a pull request's plan shows what it changes (a pass refuses to apply "
+    "with such a ledger).",
+)
 @OUTPUT
 def rebuild(
     repo: str | None,
@@ -45,6 +52,7 @@ def rebuild(
     state: Path | None,
     controller_id: str | None,
     replace: bool,
+    assume_applied: bool,
     output: str,
 ) -> None:
     """Recreate a lost ledger from the tags on the jobs and definitions in AWS.
@@ -65,12 +73,16 @@ def rebuild(
         repo=repo, branch=branch, path=path, state=state, controller_id=controller_id
     )
     desired: DesiredState | None = None
+    revision: str | None = None
     if settings.repo:
         try:
             snapshot = make_source(settings).snapshot()
         except SourceError as exc:
             raise click.ClickException(str(exc)) from exc
         desired = build_desired(ManifestCache().load(snapshot))
+        revision = snapshot.revision
+    if assume_applied and revision is None:
+        raise click.UsageError("--assume-applied needs --repo (the branch whose jobs ran)")
     scan = set(queues) | ({key[0] for key in desired.jobs} if desired else set())
     if not scan:
         raise click.UsageError(
@@ -79,7 +91,14 @@ def rebuild(
     moved = _move_aside(settings.state) if replace else None
     api, ledger_file = open_runtime(settings)
     try:
-        result = rebuild_ledger(api, ledger_file, scan, settings.controller_id, desired)
+        result = rebuild_ledger(
+            api,
+            ledger_file,
+            scan,
+            settings.controller_id,
+            desired,
+            assume_applied=revision if assume_applied else None,
+        )
     except LedgerNotEmpty as exc:
         raise click.ClickException(str(exc)) from exc
     except BatchError as exc:
@@ -97,6 +116,12 @@ def rebuild(
             f"{settings.state}: rebuilt {result.jobs} job runs ({result.keys} jobs) and "
             f"{result.definitions} definition revisions from AWS tags; scanned "
             f"{result.listed} jobs in {', '.join(result.queues)}"
+            + (
+                f"; {result.assumed} jobs of {revision[:12]} AWS no longer lists assumed run "
+                "(for plans only)"
+                if assume_applied and revision
+                else ""
+            )
             + (f"; the old file is {moved}" if moved else "")
         )
 

@@ -122,6 +122,16 @@ def finish_job(job_id: str, success: bool = True) -> None:
     job._mark_stopped(success=success)
 
 
+def forget_job(job_id: str) -> None:
+    """Drop a job as AWS does about a week after it ends (moto keeps jobs forever)."""
+    from moto.batch.models import batch_backends
+
+    backend = batch_backends[ACCOUNT][REGION]
+    job = backend._jobs.pop(job_id)
+    queue = job.job_queue
+    queue.jobs = [j for j in queue.jobs if j.job_id != job_id]
+
+
 def job_status(job_id: str) -> str:
     return str(_jobs()[job_id].status)
 

@@ -14,6 +14,13 @@ It can only lose what AWS has already forgotten (finished jobs after about a
 week): such a key looks new and would run again. Called by
 ``batch-gitops ledger rebuild`` (:mod:`controller.cli_ledger`).
 
+For a pull request's plan in CI, where the controller's own ledger is not at
+hand, ``assume_applied`` closes that gap the other way: every job of the target
+branch that AWS no longer lists is recorded as run and forgotten, with the
+target branch's spec hash, so the plan shows what the pull request changes and
+not every job AWS forgot. Such a ledger is marked (:data:`ASSUMED_META`) and a
+pass refuses to apply with it: it is a planning aid, not a record of what ran.
+
 :func:`ledger_loss` is the other half: a pass on an *empty* ledger first checks
 that AWS holds no managed jobs in the queues it is about to submit to; if it
 does, the ledger was lost (or ``--state`` points elsewhere) and submitting would
@@ -33,6 +40,7 @@ from controller.batch import BatchApi, Rejected
 from controller.desired import DesiredState
 from controller.jobstatus import ALL_STATUSES
 from controller.ledger import Ledger
+from controller.plan import FORGOTTEN
 from controller.records import Provenance
 from controller.tags import (
     AUTHOR_TAG,
@@ -46,6 +54,9 @@ from controller.tags import (
 
 log = structlog.get_logger(__name__)
 
+# Ledger meta key: set (to the target revision) on a ledger rebuilt with assume_applied.
+ASSUMED_META = "assumed_applied"
+
 
 class LedgerNotEmpty(Exception):
     """Rebuilding into a ledger that already has records would mix two histories."""
@@ -58,6 +69,7 @@ class RebuildResult:
     jobs: int = 0  # managed runs recorded
     keys: int = 0  # distinct (queue, name)
     definitions: int = 0  # managed definition revisions recorded
+    assumed: int = 0  # jobs of the target revision AWS no longer lists, assumed run
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +78,7 @@ class RebuildResult:
             "jobs": self.jobs,
             "keys": self.keys,
             "definitions": self.definitions,
+            "assumed": self.assumed,
         }
 
 
@@ -134,8 +147,14 @@ def rebuild(
     queues: Iterable[str],
     controller_id: str,
     desired: DesiredState | None = None,
+    *,
+    assume_applied: str | None = None,
 ) -> RebuildResult:
-    """Fill an empty ledger from AWS tags. Raises LedgerNotEmpty or BatchError."""
+    """Fill an empty ledger from AWS tags. Raises LedgerNotEmpty or BatchError.
+
+    ``assume_applied``: the revision ``desired`` was read from; its jobs that AWS no
+    longer lists are recorded as run and forgotten (for plans only, see above).
+    """
     if not ledger.is_empty():
         raise LedgerNotEmpty(
             f"{ledger.path}: the ledger already holds records; rebuild only into a new file "
@@ -175,9 +194,47 @@ def rebuild(
         if definition.get("status") == "INACTIVE":
             ledger.record_deregistered(str(definition["jobDefinitionArn"]))
         result.definitions += 1
+    if assume_applied is not None and desired is not None:
+        result.assumed = _assume_applied(ledger, desired, set(runs), assume_applied)
     ledger.set_meta("rebuilt_from_aws", ",".join(result.queues))
     log.info("ledger_rebuilt", **result.as_dict())
     return result
+
+
+def _assume_applied(
+    ledger: Ledger, desired: DesiredState, found: set[tuple[str, str]], revision: str
+) -> int:
+    """Record each job of ``desired`` without a run in AWS as run and forgotten."""
+    assumed = 0
+    for key, want in sorted(desired.jobs.items()):
+        if key in found:
+            continue
+        token = f"assumed:{key[0]}/{key[1]}"
+        ledger.record_intent(
+            token=token,
+            queue=key[0],
+            name=key[1],
+            manifest=want.manifest,
+            spec_hash=want.spec_hash,
+            prune=False,
+            provenance=Provenance(revision),
+        )
+        ledger.record_submitted(token, token, FORGOTTEN)
+        assumed += 1
+    ledger.set_meta(ASSUMED_META, revision)
+    return assumed
+
+
+def assumed_ledger(ledger: Ledger) -> str:
+    """Why this ledger must not be applied with ('' if it may): see ``assume_applied``."""
+    revision = ledger.get_meta(ASSUMED_META)
+    if not revision:
+        return ""
+    return (
+        f"{ledger.path} was rebuilt with --assume-applied (from {revision[:12]}) for plans: "
+        "it records jobs as run that may never have run, so nothing is applied with it. "
+        "Rebuild the controller's ledger without --assume-applied."
+    )
 
 
 def ledger_loss(

@@ -23,7 +23,7 @@ from controller.batch import BatchApi, BatchError
 from controller.desired import DesiredState, build_desired
 from controller.lease import LeaseLost
 from controller.ledger import Ledger
-from controller.ledger_rebuild import ledger_loss
+from controller.ledger_rebuild import assumed_ledger, ledger_loss
 from controller.manifests import (
     SYMLINK_MESSAGE,
     Limits,
@@ -301,6 +301,11 @@ def _run(
     refused = refuse(settings, snapshot)  # unsigned head, too many files: apply nothing
     if refused is not None:
         outcome.result, outcome.message = refused
+        return
+    planning_only = "" if outcome.dry_run else assumed_ledger(ledger)
+    if planning_only:
+        outcome.result, outcome.message = "error", planning_only
+        log.error("ledger_for_plans_only", message=planning_only)
         return
     if remembered:
         desired = remembered[1]

@@ -194,3 +194,42 @@ def test_empty_ledger_check_skips_a_queue_that_does_not_exist(
     assert outcomes["prepare"].result == "ok"
     assert outcomes["typo"].result == "failed" and "no-such-queue" in outcomes["typo"].message
     assert set(managed_jobs(batch)) == {("test-queue", "prepare")}
+
+
+def test_plan_ledger_assumes_forgotten_jobs_ran_and_is_never_applied(
+    controller: Controller, repo: GitRepo, moto: demo_backend.MotoBatch, tmp_path: Path
+) -> None:
+    """A pull request's plan in CI, without the controller's ledger: after AWS forgot one
+    of main's finished jobs, a plain rebuild plans it again (it looks new); a rebuild with
+    --assume-applied plans only the pull request's own job. A pass (`reconcile`, `run`) refuses
+    that ledger (it records runs that may never have happened), and write nothing."""
+    repo.write("defs/worker.json", DEFINITION)
+    repo.write("jobs/prepare.json", JOBS["prepare"])
+    repo.write("jobs/report.json", JOBS["report"])
+    repo.commit("main: two jobs")
+    assert controller.reconcile().result == "ok"
+    demo_backend.forget_job(controller.ledger.current_jobs()[("test-queue", "report")].job_id)
+    base = repo.git("rev-parse", "HEAD").strip()
+    repo.git("checkout", "-q", "-b", "pr")
+    repo.write("jobs/extra.json", {**JOBS["prepare"], "jobName": "extra"})
+    repo.commit("pr: one more job")
+
+    def plan_with(state: Path, *rebuild_flags: str) -> list[tuple[str, str]]:
+        env = controller_env(moto.endpoint, repo, state)
+        rebuilt = run_cli("ledger", "rebuild", *rebuild_flags, "--branch", base, env=env)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        planned = run_cli("plan", "--branch", "pr", "--output", "json", env=env)
+        assert planned.returncode == 2, planned.stdout + planned.stderr
+        actions = json.loads(planned.stdout)["actions"]
+        return sorted((a["action"], a["name"]) for a in actions)
+
+    assert plan_with(tmp_path / "plain.sqlite") == [("submit", "extra"), ("submit", "report")]
+    assumed = tmp_path / "assumed.sqlite"
+    assert plan_with(assumed, "--assume-applied") == [("submit", "extra")]
+
+    env = controller_env(moto.endpoint, repo, assumed)
+    jobs_before = managed_jobs(moto.client(), ("test-queue",))
+    refused = run_cli("reconcile", "--branch", "pr", env=env)
+    assert refused.returncode == 1
+    assert "--assume-applied" in refused.stdout + refused.stderr
+    assert managed_jobs(moto.client(), ("test-queue",)) == jobs_before

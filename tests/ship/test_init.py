@@ -214,10 +214,15 @@ def test_github_plan_step_runs_in_a_pull_request_checkout(
     """The workflow's own validate and Plan scripts, run with bash in a detached
     checkout of a PR head (as actions/checkout leaves it), with the variables GitHub
     sets, after the controller applied main: validate passes against origin/main's
-    policy; the Plan step rebuilds a throw-away ledger from AWS tags, so plan.md lists
-    only the PR's new job (linked), not main's jobs again; the step summary has it,
-    and exit=2 is recorded."""
+    policy; the Plan step rebuilds a throw-away ledger from AWS tags (main's jobs AWS
+    has forgotten assumed run), so plan.md lists only the PR's new job (linked), not
+    main's jobs again, forgotten or not; the step summary has it, and exit=2 is
+    recorded."""
     clone, head = pull_request_checkout(moto, tmp_path)
+    # One of main's jobs ended long ago and AWS has forgotten it; the controller's ledger
+    # (not at hand in CI) remembers it, so the pull request must not plan it again.
+    listed = moto.client().list_jobs(jobQueue="analytics-queue", jobStatus="SUCCEEDED")
+    demo_backend.forget_job(listed["jobSummaryList"][0]["jobId"])
 
     workflow = yaml.safe_load(dict(template_files())[".github/workflows/batch-gitops.yml"])
     steps = {s.get("name", s.get("run", "")): s for s in workflow["jobs"]["plan"]["steps"]}
@@ -263,7 +268,8 @@ def test_github_plan_step_runs_in_a_pull_request_checkout(
         timeout=120,
     )
     assert planned.returncode == 0, planned.stderr
-    assert "rebuilt 2 job runs (2 jobs) and 1 definition revisions" in planned.stderr
+    assert "rebuilt 1 job runs (1 jobs) and 1 definition revisions" in planned.stderr
+    assert "1 jobs of " in planned.stderr and "AWS no longer lists assumed run" in planned.stderr
     comment = (clone / "plan.md").read_text()
     assert comment.startswith(COMMENT_MARKER)
     assert f"]({env['LINK_BASE']}teams/analytics/jobs/extra.json)" in comment
