@@ -98,6 +98,7 @@ def rebuild(
             settings.controller_id,
             desired,
             assume_applied=revision if assume_applied else None,
+            progress_interval=settings.progress_interval,
         )
     except LedgerNotEmpty as exc:
         raise click.ClickException(str(exc)) from exc

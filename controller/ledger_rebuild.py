@@ -41,6 +41,7 @@ from controller.desired import DesiredState
 from controller.jobstatus import ALL_STATUSES
 from controller.ledger import Ledger
 from controller.plan import FORGOTTEN
+from controller.progress import DEFAULT_INTERVAL, Progress
 from controller.records import Provenance
 from controller.tags import (
     AUTHOR_TAG,
@@ -83,7 +84,12 @@ class RebuildResult:
 
 
 def managed_jobs(
-    api: BatchApi, queues: Iterable[str], controller_id: str, *, first_only: bool = False
+    api: BatchApi,
+    queues: Iterable[str],
+    controller_id: str,
+    *,
+    first_only: bool = False,
+    progress_interval: float = DEFAULT_INTERVAL,
 ) -> tuple[list[tuple[str, dict[str, Any]]], int]:
     """Jobs AWS lists in ``queues`` (every status) that carry our managed-by tag.
 
@@ -108,12 +114,16 @@ def managed_jobs(
             continue
         listed += len(ids)
         pending = list(ids)
+        # Jobs described in this queue (100 per call): a queue of 50,000 takes a while.
+        progress = Progress("rebuild_progress", len(pending), progress_interval)
         for start in range(0, len(pending), 100):
-            for job in api.describe_jobs(pending[start : start + 100]):
+            chunk = pending[start : start + 100]
+            for job in api.describe_jobs(chunk):
                 if is_managed(job.get("tags"), controller_id):
                     found.append((queue, job))
             if first_only and found:
                 return found, listed
+            progress.advance(len(chunk), queue=queue)
     return found, listed
 
 
@@ -149,6 +159,7 @@ def rebuild(
     desired: DesiredState | None = None,
     *,
     assume_applied: str | None = None,
+    progress_interval: float = DEFAULT_INTERVAL,
 ) -> RebuildResult:
     """Fill an empty ledger from AWS tags. Raises LedgerNotEmpty or BatchError.
 
@@ -161,7 +172,9 @@ def rebuild(
             "(move this one aside first, or pass another --state)"
         )
     result = RebuildResult(queues=sorted(set(queues)))
-    jobs, result.listed = managed_jobs(api, result.queues, controller_id)
+    jobs, result.listed = managed_jobs(
+        api, result.queues, controller_id, progress_interval=progress_interval
+    )
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for queue, job in jobs:
         if not (job.get("tags") or {}).get(SPEC_HASH_TAG):

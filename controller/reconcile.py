@@ -348,6 +348,7 @@ def _run(
         controller_id=settings.controller_id,
         pass_id=outcome.pass_id,
         concurrency=settings.concurrency,
+        progress_interval=settings.progress_interval,
         deadline=pass_started + settings.max_pass_seconds if settings.max_pass_seconds else None,
     )
     outcome.results = applier.apply(plan, desired)

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         description="Stop starting AWS writes after this long in a pass; the rest continue "
         "next pass (0: no limit).",
     )
+    progress_interval: float = Field(
+        10.0,
+        description="Seconds between progress log events (done, rate, time left) of long "
+        "work: a pass's actions, a ledger rebuild.",
+    )
     settle_grace: float = Field(
         10.0,
         description="An unsettled submit younger than this is not called lost yet (ListJobs "
@@ -173,6 +178,7 @@ class Settings(BaseSettings):
         "ready_after",
         "schedule_grace",
         "max_pass_seconds",
+        "progress_interval",
         "settle_grace",
         mode="before",
     )
