@@ -115,6 +115,7 @@ class Applier:
             "deregister": [],
         }
         self._progress = Progress("apply_progress", len(plan.actions), self.progress_interval)
+        metrics.PENDING_ACTIONS.set(len(plan.actions))
         for action in plan.actions:
             if action.action == "register":
                 by_kind["register"].append(action)
@@ -143,6 +144,8 @@ class Applier:
         self.results.append(outcome)
         if self._progress is not None:
             self._progress.advance(action=action.action)
+        if outcome.result != "deferred":  # deferred: still to do, next pass
+            metrics.PENDING_ACTIONS.dec()
         metrics.ACTIONS.labels(
             action=action.action, queue=action.queue or "-", result=outcome.result
         ).inc()

@@ -191,6 +191,14 @@ PANELS: tuple[PanelSpec, ...] = (
     ),
     PanelSpec(
         "Jobs and actions",
+        "Actions pending",
+        "stat",
+        (_q("max(batch_gitops_pending_actions)"),),
+        description="What the current pass has still to apply (counts down while it runs); "
+        "actions its time budget deferred stay here until a later pass applies them.",
+    ),
+    PanelSpec(
+        "Jobs and actions",
         "Held prunes",
         "stat",
         (_q("max(batch_gitops_held_prunes)"),),

@@ -81,6 +81,11 @@ ACTIONS = Counter(
 HELD_PRUNES = Gauge(
     f"{PREFIX}_held_prunes", "Prunes held back by the mass-prune guard, awaiting acknowledgement."
 )
+PENDING_ACTIONS = Gauge(
+    f"{PREFIX}_pending_actions",
+    "Actions the last applying pass planned and has not applied yet: counts down while it "
+    "runs; what its time budget deferred stays counted until a later pass applies it.",
+)
 INTENTS_SETTLED = Counter(
     f"{PREFIX}_intents_settled_total",
     "Submissions whose outcome was unknown (crash, lost reply), settled by their tag: "

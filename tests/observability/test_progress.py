@@ -58,8 +58,8 @@ def test_a_long_pass_reports_progress_and_counts_submits_as_they_finish(
     controller: Controller, repo: GitRepo, moto: demo_backend.MotoBatch
 ) -> None:
     """60 jobs at 30 requests/s (about 2 s): while the pass runs, the submit counter is
-    seen strictly between 0 and 60, and `apply_progress` events (every 0.5 s here) count
-    up to the total."""
+    seen strictly between 0 and 60 and the pending-actions gauge counting down (0 at the
+    end), and `apply_progress` events (every 0.5 s here) count up to the total."""
     repo.write("defs/worker.json", DEFINITION)
     for n in range(60):
         repo.write(
@@ -77,13 +77,18 @@ def test_a_long_pass_reports_progress_and_counts_submits_as_they_finish(
         )
         return value or 0.0
 
+    def pending() -> float:
+        return REGISTRY.get_sample_value("batch_gitops_pending_actions") or 0.0
+
     before = submits()
     seen: list[float] = []
+    pending_seen: list[float] = []
     stop = threading.Event()
 
     def watch() -> None:
         while not stop.wait(0.1):
             seen.append(submits() - before)
+            pending_seen.append(pending())
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
@@ -95,8 +100,34 @@ def test_a_long_pass_reports_progress_and_counts_submits_as_they_finish(
         watcher.join(timeout=5)
     assert result.result == "ok" and submits() - before == 60
     assert any(0 < count < 60 for count in seen), seen
+    assert any(0 < count < 61 for count in pending_seen), pending_seen
+    assert pending() == 0
     progress: list[dict[str, Any]] = [e for e in logs if e["event"] == "apply_progress"]
     assert progress, "no apply_progress event in a 2 s pass with a 0.5 s interval"
     done = [e["done"] for e in progress]
     assert done == sorted(done) and all(e["total"] == 61 for e in progress)
     assert all(e["per_second"] > 0 and e["eta_seconds"] is not None for e in progress)
+
+
+def test_actions_a_time_budget_defers_stay_pending_until_a_later_pass(
+    controller: Controller, repo: GitRepo, moto: demo_backend.MotoBatch
+) -> None:
+    """A 1 s budget at 20 requests/s cuts a 60-job pass short: batch_gitops_pending_actions
+    then equals the deferred count, and the passes that finish the job bring it to 0."""
+    repo.write("defs/worker.json", DEFINITION)
+    for n in range(60):
+        repo.write(
+            f"jobs/job-{n:02d}.json",
+            {"jobName": f"job-{n:02d}", "jobQueue": "test-queue", "jobDefinition": "worker"},
+        )
+    repo.commit("60 jobs")
+    settings = controller.settings.model_copy(update={"max_pass_seconds": 1.0})
+    slow = Controller(settings, Boto3Batch(rate_limit=20, max_attempts=3), controller.ledger)
+    first = slow.reconcile()
+    deferred = sum(r.result == "deferred" for r in first.results)
+    assert deferred > 0
+    assert REGISTRY.get_sample_value("batch_gitops_pending_actions") == deferred
+    for _ in range(10):
+        if slow.reconcile().result == "ok":
+            break
+    assert REGISTRY.get_sample_value("batch_gitops_pending_actions") == 0
