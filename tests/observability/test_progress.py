@@ -22,6 +22,16 @@ DEFINITION = {
 }
 
 
+def sixty_jobs(repo: GitRepo) -> None:
+    repo.write("defs/worker.json", DEFINITION)
+    for n in range(60):
+        repo.write(
+            f"jobs/job-{n:02d}.json",
+            {"jobName": f"job-{n:02d}", "jobQueue": "test-queue", "jobDefinition": "worker"},
+        )
+    repo.commit("60 jobs")
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 100.0
@@ -60,13 +70,7 @@ def test_a_long_pass_reports_progress_and_counts_submits_as_they_finish(
     """60 jobs at 30 requests/s (about 2 s): while the pass runs, the submit counter is
     seen strictly between 0 and 60 and the pending-actions gauge counting down (0 at the
     end), and `apply_progress` events (every 0.5 s here) count up to the total."""
-    repo.write("defs/worker.json", DEFINITION)
-    for n in range(60):
-        repo.write(
-            f"jobs/job-{n:02d}.json",
-            {"jobName": f"job-{n:02d}", "jobQueue": "test-queue", "jobDefinition": "worker"},
-        )
-    repo.commit("60 jobs")
+    sixty_jobs(repo)
     settings = controller.settings.model_copy(update={"progress_interval": 0.5})
     slow = Controller(settings, Boto3Batch(rate_limit=30, max_attempts=3), controller.ledger)
 
@@ -114,13 +118,7 @@ def test_actions_a_time_budget_defers_stay_pending_until_a_later_pass(
 ) -> None:
     """A 1 s budget at 20 requests/s cuts a 60-job pass short: batch_gitops_pending_actions
     then equals the deferred count, and the passes that finish the job bring it to 0."""
-    repo.write("defs/worker.json", DEFINITION)
-    for n in range(60):
-        repo.write(
-            f"jobs/job-{n:02d}.json",
-            {"jobName": f"job-{n:02d}", "jobQueue": "test-queue", "jobDefinition": "worker"},
-        )
-    repo.commit("60 jobs")
+    sixty_jobs(repo)
     settings = controller.settings.model_copy(update={"max_pass_seconds": 1.0})
     slow = Controller(settings, Boto3Batch(rate_limit=20, max_attempts=3), controller.ledger)
     first = slow.reconcile()
