@@ -38,6 +38,7 @@ import structlog
 from controller.desired import DesiredJob, DesiredState, JobKey
 from controller.jobstatus import TERMINAL_STATUSES
 from controller.ledger import Ledger
+from controller.plan import FORGOTTEN
 from controller.schedule_rules import (
     ScheduleOptions,
     TickDecision,
@@ -49,8 +50,8 @@ from controller.schedule_rules import (
 log = structlog.get_logger(__name__)
 
 TRIGGER_PREFIX = "schedule:"
-# A run that can never change again (plan.FORGOTTEN: AWS forgot it).
-FINISHED_STATUSES = (*TERMINAL_STATUSES, "FORGOTTEN")
+# A run that can never change again (FORGOTTEN: AWS forgot it).
+FINISHED_STATUSES = (*TERMINAL_STATUSES, FORGOTTEN)
 
 
 # --- ledger bookkeeping ---------------------------------------------------------------------
