@@ -248,45 +248,32 @@ class Ledger:
             # fsync this commit (and the WAL before it) before SubmitJob may be sent.
             self.db.execute("PRAGMA synchronous=FULL")
             try:
-                self._insert_intent(now, token, queue, name, manifest, spec_hash, prune, provenance)
+                with self.transaction() as db:
+                    db.execute(
+                        "UPDATE jobs SET is_current=0, updated_at=? WHERE queue=? AND name=? "
+                        "AND is_current=1",
+                        (now, queue, name),
+                    )
+                    db.execute(
+                        "INSERT INTO jobs(token, queue, name, manifest, spec_hash, revision, "
+                        "author, committed_at, state, prune, is_current, created_at, updated_at) "
+                        "VALUES(?,?,?,?,?,?,?,?, 'intent', ?, 1, ?, ?)",
+                        (
+                            token,
+                            queue,
+                            name,
+                            manifest,
+                            spec_hash,
+                            provenance.revision,
+                            provenance.author,
+                            provenance.committed_at,
+                            int(prune),
+                            now,
+                            now,
+                        ),
+                    )
             finally:
                 self.db.execute("PRAGMA synchronous=NORMAL")
-
-    def _insert_intent(
-        self,
-        now: float,
-        token: str,
-        queue: str,
-        name: str,
-        manifest: str,
-        spec_hash: str,
-        prune: bool,
-        provenance: Provenance,
-    ) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE jobs SET is_current=0, updated_at=? WHERE queue=? AND name=? "
-                "AND is_current=1",
-                (now, queue, name),
-            )
-            db.execute(
-                "INSERT INTO jobs(token, queue, name, manifest, spec_hash, revision, author, "
-                "committed_at, state, prune, is_current, created_at, updated_at) "
-                "VALUES(?,?,?,?,?,?,?,?, 'intent', ?, 1, ?, ?)",
-                (
-                    token,
-                    queue,
-                    name,
-                    manifest,
-                    spec_hash,
-                    provenance.revision,
-                    provenance.author,
-                    provenance.committed_at,
-                    int(prune),
-                    now,
-                    now,
-                ),
-            )
 
     def record_submitted(self, token: str, job_id: str, status: str = "SUBMITTED") -> None:
         with self.lock:
