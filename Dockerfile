@@ -43,5 +43,5 @@ WORKDIR /var/lib/batch-gitops
 VOLUME ["/var/lib/batch-gitops", "/var/cache/batch-gitops"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-m", "controller.healthcheck"]
+    CMD ["python", "-m", "controller.service.healthcheck"]
 ENTRYPOINT ["batch-gitops", "run"]

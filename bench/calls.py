@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from controller.batch import WRITE_OPERATIONS, Boto3Batch
+from controller.aws.batch import WRITE_OPERATIONS, Boto3Batch
 
 WRITES = WRITE_OPERATIONS  # one definition of "a write", shared with the controller
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "bench-queue"

@@ -1,6 +1,6 @@
 """The moto Batch endpoint in its own process, driven over stdin.
 
-``controller.demo_backend.start("instant")`` runs moto inside the calling
+``controller.demo.backend.start("instant")`` runs moto inside the calling
 process. The benchmark runs it here, in a child process, so that moto's
 request handling and the code being measured do not share one GIL (real AWS
 does not run inside the controller either) and so the daemon's resident memory
@@ -20,7 +20,7 @@ import sys
 
 
 def main() -> None:
-    from controller import demo_backend
+    from controller.demo import backend as demo_backend
 
     moto = demo_backend.start("instant", export_env=False)
     print(json.dumps({"endpoint": moto.endpoint}), flush=True)

@@ -13,12 +13,13 @@ from typing import IO, Any
 
 import structlog
 
-from controller.batch import Boto3Batch
-from controller.ledger import Ledger
+from controller.aws.batch import Boto3Batch
+from controller.engine.reconcile import PassResult, run_pass
 from controller.logs import configure
-from controller.reconcile import ManifestCache, PassResult, make_source, run_pass
 from controller.settings import Settings
-from controller.source import GitSource
+from controller.source.manifest_cache import ManifestCache
+from controller.source.repository import GitSource, make_source
+from controller.state.sqlite import SqliteLedger
 
 # Fast enough never to be the limit on moto; the default (20/s) is reported separately.
 UNLIMITED_RATE = 100_000.0
@@ -93,7 +94,7 @@ class Controller:
 
     settings: Settings
     api: Boto3Batch
-    ledger: Ledger
+    ledger: SqliteLedger
     source: GitSource
     cache: ManifestCache
 
@@ -112,7 +113,7 @@ def open_controller(settings: Settings, api: Boto3Batch | None = None) -> Contro
     return Controller(
         settings=settings,
         api=api or adapter(settings),
-        ledger=Ledger(settings.state),
+        ledger=SqliteLedger(settings.state),
         source=make_source(settings),
         cache=ManifestCache(),
     )

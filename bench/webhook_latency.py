@@ -1,6 +1,6 @@
 """Commit -> first SubmitJob, when a push webhook asks the daemon for a pass.
 
-A real :class:`controller.daemon.Daemon` (APScheduler loop, HTTP server) watches
+A real :class:`controller.service.daemon.Daemon` (APScheduler loop, HTTP server) watches
 a ``git://`` remote served by ``git daemon``, with a poll interval of an hour so
 that only the webhook can start a pass. Each round commits one new job
 manifest, pushes it, and sends a signed GitHub ``push`` event to
@@ -27,9 +27,9 @@ from bench import corpus, runtime
 from bench.calls import CallCounter
 from bench.git_server import GitServer
 from bench.remote import publish
-from controller.daemon import Daemon
-from controller.ledger import Ledger
+from controller.service.daemon import Daemon
 from controller.settings import Settings
+from controller.state.sqlite import SqliteLedger
 
 SECRET = "bench-webhook-secret"
 ROUND_TIMEOUT = 60.0
@@ -94,7 +94,7 @@ def measure(server: GitServer, workdir: Path, manifests: int, commits: int) -> W
     )
     api = runtime.adapter(settings)
     counter = CallCounter(api)
-    daemon = Daemon(settings, api, Ledger(settings.state))
+    daemon = Daemon(settings, api, SqliteLedger(settings.state))
     daemon.start()
     url = f"http://127.0.0.1:{daemon.server.server_port}"
     via = "POST /webhook" if _has_webhook() else "Daemon.trigger()"

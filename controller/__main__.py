@@ -1,5 +1,5 @@
 """`python -m controller` is `batch-gitops`."""
 
-from controller.cli import main
+from controller.cli.main import main
 
 main()

@@ -5,8 +5,8 @@ A 5,000-job commit at the default 20 requests/s takes about four minutes; withou
 this, the operator (or the CI log of ``batch-gitops reconcile``) sees nothing in
 between. :class:`Progress` emits one event at most every ``interval`` seconds with
 what is done, the rate and the time left, and says nothing for work that ends
-sooner. Callers: :mod:`controller.apply` (``apply_progress``) and
-:mod:`controller.ledger_rebuild` (``rebuild_progress``).
+sooner. Callers: :mod:`controller.engine.apply` (``apply_progress``) and
+:mod:`controller.state.rebuild` (``rebuild_progress``).
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ class Settings(BaseSettings):
         1024 * 1024, gt=0, description="Largest webhook body accepted, in bytes."
     )
 
-    # --- audit (controller.gitnotes) ---
+    # --- audit (controller.source.notes) ---
     git_notes: bool = Field(
         False,
         description="Append a git note per applied commit listing what it caused, and push "
@@ -148,7 +148,7 @@ class Settings(BaseSettings):
         "batch-gitops", description="Notes ref the audit notes go to (refs/notes/<this>)."
     )
 
-    # --- schedules and retention (controller.schedule, controller.retention) ---
+    # --- schedules and retention (controller.engine.schedules, controller.state.retention) ---
     schedule_grace: float = Field(
         300.0,
         description="A cron tick first seen later than this is 'missed' (catchUp decides).",
@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         description="Daemon prunes finished ledger records older than this many days (0: never).",
     )
 
-    # --- replicas (controller.lease) ---
+    # --- replicas (controller.aws.lease) ---
     lease_table: str = Field(
         "", description="DynamoDB table of the leader lease; empty: one replica, no lease."
     )

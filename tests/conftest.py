@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
-from controller.batch import WRITE_OPERATIONS, Boto3Batch
-from controller.ledger import Ledger
-from controller.reconcile import PassResult, make_source, run_pass
+from controller.aws.batch import WRITE_OPERATIONS, Boto3Batch
+from controller.demo import backend as demo_backend
+from controller.engine.reconcile import PassResult, run_pass
 from controller.settings import Settings
+from controller.source.repository import make_source
+from controller.state.sqlite import SqliteLedger
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "manifests"
@@ -97,7 +98,7 @@ class Controller:
 
     settings: Settings
     api: Boto3Batch
-    ledger: Ledger
+    ledger: SqliteLedger
     passes: list[PassResult] = field(default_factory=list)
 
     def reconcile(self, **kwargs: Any) -> PassResult:
@@ -115,7 +116,7 @@ class Controller:
 
 def make_controller(settings: Settings) -> Controller:
     api = Boto3Batch(rate_limit=1000, max_attempts=3)
-    return Controller(settings, api, Ledger(settings.state))
+    return Controller(settings, api, SqliteLedger(settings.state))
 
 
 @pytest.fixture

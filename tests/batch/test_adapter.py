@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from botocore.stub import Stubber
 
-from controller.batch import Boto3Batch, OutcomeUnknown, Rejected, Transient
+from controller.aws.batch import Boto3Batch, OutcomeUnknown, Rejected, Transient
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 
 
 @contextmanager

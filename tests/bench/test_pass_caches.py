@@ -18,10 +18,12 @@ from typing import Any
 import git
 import pytest
 
-from controller import reconcile
-from controller.manifests import is_manifest_path
-from controller.reconcile import ManifestCache, make_source, run_pass
-from controller.source import GitSource
+from controller.engine import reconcile
+from controller.engine.reconcile import run_pass
+from controller.model.manifests import is_manifest_path
+from controller.source import manifest_cache
+from controller.source.manifest_cache import ManifestCache
+from controller.source.repository import GitSource, make_source
 from tests.conftest import Controller, GitRepo
 
 DEFINITION = {
@@ -149,9 +151,9 @@ def test_batched_reads_parse_like_single_reads(
         repo.write(f"jobs/j{index:02d}.json", job(f"j{index:02d}"))
     repo.write("definitions/sleeper.json", DEFINITION)
     repo.commit("twelve")
-    monkeypatch.setattr(reconcile, "READ_BATCH_BYTES", 300)
+    monkeypatch.setattr(manifest_cache, "READ_BATCH_BYTES", 300)
     batches = list(
-        reconcile._read_batches(
+        manifest_cache._read_batches(
             list(make_source(controller.settings).snapshot().files),
             make_source(controller.settings).snapshot().sizes,
             None,

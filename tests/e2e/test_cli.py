@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from tests.conftest import GitRepo
 
 JOB = {"jobName": "nightly", "jobQueue": "test-queue", "jobDefinition": "trainer"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.tags import (
+from controller.model.tags import (
     MANAGED_BY_TAG,
     MANIFEST_TAG,
     REVISION_TAG,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from controller.settings import Settings
 from tests.conftest import Controller, GitRepo, WriteCounter, make_controller
 

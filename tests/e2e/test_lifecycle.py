@@ -1,6 +1,6 @@
 """Changes and removals against moto with jobs held queued or running.
 
-moto's Docker-less backend finishes jobs inside SubmitJob; controller.demo_backend
+moto's Docker-less backend finishes jobs inside SubmitJob; controller.demo.backend
 holds them SUBMITTED ("queued") or walks them to RUNNING ("hold") so CancelJob and
 TerminateJob can be observed doing (or, for CancelJob on RUNNING, not doing) work.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo, WriteCounter
 
 JOB = {"jobName": "train", "jobQueue": "test-queue", "jobDefinition": "trainer"}
@@ -95,9 +95,9 @@ def test_cancel_escalates_when_the_job_started_meanwhile(
     controller.ledger.update_statuses([(job_id, "RUNNABLE", None, None)])
     # The observe step would refresh the status; make it see the stale one by
     # stopping before it: plan from the ledger, then apply.
-    from controller.apply import Applier
-    from controller.plan import ObservedJob, stop_action
-    from controller.records import Provenance
+    from controller.engine.apply import Applier
+    from controller.model.plan import ObservedJob, stop_action
+    from controller.model.records import Provenance
 
     record = controller.ledger.current_jobs()[("test-queue", "train")]
     action = stop_action(ObservedJob(record, "RUNNABLE"), record.manifest, "removed")
@@ -204,9 +204,9 @@ def test_jobs_not_created_by_the_controller_are_never_touched(
     controller.reconcile()
     assert describe(batch, by_hand)["status"] == "SUBMITTED"
     # Even if the ledger were pointed at it, the missing managed-by tag stops us.
-    from controller.apply import Applier
-    from controller.plan import Action
-    from controller.records import Provenance
+    from controller.engine.apply import Applier
+    from controller.model.plan import Action
+    from controller.model.records import Provenance
 
     applier = Applier(controller.api, controller.ledger, Provenance("f" * 40), "batch-gitops", "p1")
     refused = applier._stop(

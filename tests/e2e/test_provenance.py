@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo
 
 DEFINITION = {

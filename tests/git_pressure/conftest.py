@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller import demo_backend
-from controller.batch import Boto3Batch
-from controller.daemon import Daemon
-from controller.ledger import Ledger
-from controller.reconcile import PassResult
-from controller.server import make_app, serve
+from controller.aws.batch import Boto3Batch
+from controller.demo import backend as demo_backend
+from controller.engine.reconcile import PassResult
+from controller.service.daemon import Daemon
+from controller.service.server import make_app, serve
 from controller.settings import Settings
+from controller.state.sqlite import SqliteLedger
 from tests.conftest import GitRepo, WriteCounter
 from tests.git_pressure.servers import BareRemote, GitDaemon
 
@@ -102,7 +102,7 @@ def watch(moto: demo_backend.MotoBatch, tmp_path: Path) -> Iterator[Any]:
             ready_after=3600,
         )
         api = Boto3Batch(rate_limit=1000, max_attempts=3)
-        daemon = Daemon(settings, api, Ledger(settings.state))
+        daemon = Daemon(settings, api, SqliteLedger(settings.state))
         server = serve("127.0.0.1:0", make_app(daemon.health))
         made.append((server, daemon))
         return Watched(daemon, f"http://127.0.0.1:{server.server_port}", WriteCounter(api))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from tests.conftest import GitRepo
 from tests.git_pressure.conftest import DEFINITION, job, jobs_by_name
 from tests.git_pressure.servers import BareRemote, GitDaemon

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import structlog
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from controller.logs import configure
-from controller.source import GitSource, SourceError
+from controller.source.repository import GitSource, SourceError
 from tests.conftest import GitRepo
 from tests.git_pressure.conftest import DEFINITION, Watched, job, jobs_by_name
 from tests.git_pressure.servers import BareRemote, Blackhole, GitDaemon, free_port

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
-from controller.lease import Lease
+from controller.aws.lease import Lease
+from controller.demo import backend as demo_backend
 
 TABLE = "batch-gitops-lease"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from controller.batch import Boto3Batch
-from controller.lease import Lease, LeaseError, LeaseLost, guard_writes
+from controller.aws.batch import Boto3Batch
+from controller.aws.lease import Lease, LeaseError, LeaseLost, guard_writes
 from tests.lease.conftest import Clock
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from tests.conftest import ROOT, GitRepo
 from tests.git_pressure.servers import free_port
 from tests.lease.conftest import TABLE

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
-from controller.batch import Boto3Batch
-from controller.daemon import Daemon
-from controller.ledger import Ledger
+from controller.aws.batch import Boto3Batch
+from controller.demo import backend as demo_backend
+from controller.service.daemon import Daemon
 from controller.settings import Settings
+from controller.state.sqlite import SqliteLedger
 from tests.conftest import GitRepo, WriteCounter
 from tests.lease.conftest import TABLE, Clock
 
@@ -39,7 +39,9 @@ def replica(name: str, repo: GitRepo, tmp_path: Path, **overrides: Any) -> Daemo
         holder_id=name,
         **overrides,
     )
-    return Daemon(settings, Boto3Batch(rate_limit=1000, max_attempts=3), Ledger(settings.state))
+    return Daemon(
+        settings, Boto3Batch(rate_limit=1000, max_attempts=3), SqliteLedger(settings.state)
+    )
 
 
 def runs_by_name(batch: Any) -> dict[str, int]:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.desired import build_desired
-from controller.manifests import Manifest, load_files, load_manifest, read_directory
+from controller.model.desired import build_desired
+from controller.model.manifests import Manifest, load_files, load_manifest, read_directory
 from tests.conftest import EXAMPLES, ROOT
 
 SEED = ROOT.parent / "shared" / "seed"

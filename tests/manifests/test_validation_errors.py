@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from controller.cli import main
-from controller.desired import build_desired
-from controller.manifests import Manifest, ManifestError, load_files, load_manifest
+from controller.cli.main import main
+from controller.model.desired import build_desired
+from controller.model.manifests import Manifest, ManifestError, load_files, load_manifest
 
 JOB = {"jobName": "train", "jobQueue": "q", "jobDefinition": "d"}
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from controller import demo_backend
-from controller.batch import Boto3Batch, Rejected, Transient
+from controller.aws.batch import Boto3Batch, Rejected, Transient
+from controller.demo import backend as demo_backend
 
 
 class ThrottlingFront(ThreadingHTTPServer):

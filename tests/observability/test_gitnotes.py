@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from controller.settings import Settings
 from tests.conftest import Controller, GitRepo, make_controller
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo
 
 DEFINITION = {

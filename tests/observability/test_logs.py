@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import structlog
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from controller.logs import configure
 from tests.conftest import Controller, GitRepo
 

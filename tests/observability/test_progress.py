@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 from prometheus_client import REGISTRY
 
-from controller import demo_backend
-from controller.batch import Boto3Batch
+from controller.aws.batch import Boto3Batch
+from controller.demo import backend as demo_backend
 from controller.progress import Progress
 from tests.conftest import Controller, GitRepo
 

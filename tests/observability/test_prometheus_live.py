@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from controller import dashboard, demo_backend
+from controller import dashboard
+from controller.demo import backend as demo_backend
 from tests.conftest import GitRepo
 from tests.observability.live import http_get, run_daemon, run_prometheus, wait_until
 from tests.observability.tools import require

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from controller.settings import Settings
 from tests.conftest import GitRepo
 from tests.observability.live import http_get, run_daemon, wait_until

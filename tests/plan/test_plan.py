@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from controller.desired import DesiredState, build_desired
-from controller.manifests import load_files
-from controller.plan import ObservedJob, ObservedState, PlanOptions, plan_actions
-from controller.records import DefinitionRecord, JobRecord
+from controller.model.desired import DesiredState, build_desired
+from controller.model.manifests import load_files
+from controller.model.plan import ObservedJob, ObservedState, PlanOptions, plan_actions
+from controller.model.records import DefinitionRecord, JobRecord
 
 
 def desired(files: dict[str, dict]) -> DesiredState:

@@ -10,8 +10,9 @@ from typing import Any
 import structlog
 from prometheus_client import REGISTRY
 
-from controller import demo_backend
-from controller.reconcile import make_source, run_pass
+from controller.demo import backend as demo_backend
+from controller.engine.reconcile import run_pass
+from controller.source.repository import make_source
 from tests.conftest import Controller, GitRepo, WriteCounter
 from tests.policy.test_policy_validate import GOOD_DEFINITION, GOOD_JOB, POLICY, _with
 
@@ -126,7 +127,7 @@ def test_plan_command_with_policy_from(controller: Controller, repo: GitRepo) ->
     violation, where the PR's own (looser) policy would have let it through."""
     from click.testing import CliRunner
 
-    from controller.cli import main
+    from controller.cli.main import main
 
     repo.write(".batch-gitops/policy.yaml", POLICY)
     repo.write(DEFINITION, GOOD_DEFINITION)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
-from controller.tags import MANAGED_BY_TAG
+from controller.demo import backend as demo_backend
+from controller.model.tags import MANAGED_BY_TAG
 from tests.conftest import GitRepo
 from tests.support.fault_proxy import FaultProxy
 

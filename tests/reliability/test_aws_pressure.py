@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
-from controller.batch import Boto3Batch
-from controller.ledger import Ledger
-from controller.reconcile import PassResult
+from controller.aws.batch import Boto3Batch
+from controller.demo import backend as demo_backend
+from controller.engine.reconcile import PassResult
 from controller.settings import Settings
+from controller.state.sqlite import SqliteLedger
 from tests.conftest import Controller, GitRepo
 from tests.reliability.conftest import managed_jobs, write_jobs
 from tests.support.fault_proxy import FaultProxy, RandomFaults
@@ -41,7 +41,7 @@ def proxied_controller(
         retry_mode=settings.aws_retry_mode,
         pool_size=max(10, settings.concurrency),
     )
-    return Controller(settings, api, Ledger(settings.state))
+    return Controller(settings, api, SqliteLedger(settings.state))
 
 
 def converge(controller: Controller, max_passes: int) -> list[PassResult]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from tests.conftest import GitRepo
 from tests.reliability.conftest import (
     controller_env,

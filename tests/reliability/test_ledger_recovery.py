@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo, WriteCounter
 from tests.reliability.conftest import DEFINITION, controller_env, managed_jobs, run_cli
 

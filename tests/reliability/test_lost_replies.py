@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from controller import demo_backend
-from controller.batch import Boto3Batch
-from controller.ledger import Ledger
+from controller.aws.batch import Boto3Batch
+from controller.demo import backend as demo_backend
 from controller.settings import Settings
+from controller.state.sqlite import SqliteLedger
 from tests.conftest import Controller, GitRepo
 from tests.reliability.conftest import managed_jobs, write_jobs
 from tests.support.fault_proxy import Fault, FaultProxy
@@ -37,7 +37,7 @@ def proxied(
     )
     # A 1 s read timeout, so a reply held back 2 s by the proxy ("slow-after") times out.
     api = Boto3Batch(rate_limit=1000, max_attempts=3, read_timeout=1.0)
-    return Controller(settings, api, Ledger(settings.state))
+    return Controller(settings, api, SqliteLedger(settings.state))
 
 
 @pytest.mark.parametrize("fault", ["drop-after", "5xx-after", "slow-after"])

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from controller.settings import Settings
 from tests.conftest import Controller, GitRepo, WriteCounter, make_controller
 from tests.reliability.conftest import controller_env, run_cli, write_jobs

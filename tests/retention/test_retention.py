@@ -10,10 +10,9 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from controller import demo_backend
-from controller.cli import main
-from controller.retention import DAY, LAST_PRUNE_META, prune_if_due, prune_ledger
-from controller.schedule import schedule_rows, tick_rows
+from controller.cli.main import main
+from controller.demo import backend as demo_backend
+from controller.state.retention import DAY, LAST_PRUNE_META, prune_if_due, prune_ledger
 from tests.conftest import Controller, GitRepo, WriteCounter
 
 DEFINITION = {
@@ -89,8 +88,8 @@ def test_prune_keeps_what_the_planner_needs_and_causes_no_resubmit(
         ("keep", "SUCCEEDED", True, False),
         ("wait", "SUBMITTED", True, False),
     ]
-    assert tick_rows(controller.ledger) == []
-    [schedule] = schedule_rows(controller.ledger).values()
+    assert controller.ledger.ticks() == []
+    [schedule] = controller.ledger.schedules().values()
     assert schedule.last_tick == at(2, 0).timestamp()
 
     counter = WriteCounter(controller.api)

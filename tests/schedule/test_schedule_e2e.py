@@ -14,8 +14,7 @@ from typing import Any
 
 import structlog
 
-from controller import demo_backend
-from controller.schedule import tick_rows
+from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo, WriteCounter, make_controller
 
 DEFINITION = {
@@ -96,7 +95,7 @@ def test_ticks_across_restarts_with_catch_up_run_once_each_and_the_newest_missed
     assert aws_job_names(batch) == Counter(
         {"report-20261125T0201Z": 1, "report-20261125T0202Z": 1, "report-20261125T0205Z": 1}
     )
-    ticks = [(t.job_name, t.outcome) for t in tick_rows(ctl.ledger)]
+    ticks = [(t.job_name, t.outcome) for t in ctl.ledger.ticks()]
     assert ticks == [
         ("report-20261125T0201Z", "run"),
         ("report-20261125T0202Z", "run"),
@@ -129,7 +128,7 @@ def test_missed_tick_is_skipped_without_catch_up(
     ctl = ctl.restart()
     ctl.reconcile(now=at(4, 2))
     assert aws_job_names(batch) == Counter({"report-20261125T0201Z": 1, "report-20261125T0204Z": 1})
-    assert [(t.job_name, t.outcome) for t in tick_rows(ctl.ledger)] == [
+    assert [(t.job_name, t.outcome) for t in ctl.ledger.ticks()] == [
         ("report-20261125T0201Z", "run"),
         ("report-20261125T0203Z", "skipped"),
         ("report-20261125T0204Z", "run"),
@@ -188,7 +187,7 @@ def test_dry_run_shows_the_due_tick_without_recording_it(
     assert [a.name for a in planned.plan.actions if a.action == "submit"] == [
         "report-20261125T0201Z"
     ]
-    assert tick_rows(controller.ledger) == []
+    assert controller.ledger.ticks() == []
     controller.reconcile(now=at(1, 6))
     assert aws_job_names(batch) == Counter({"report-20261125T0201Z": 1})
 
@@ -222,7 +221,7 @@ def test_daemon_pass_registers_a_cron_trigger_per_schedule(
 ) -> None:
     """After a daemon pass, its APScheduler holds a cron job for the schedule in git
     (in the schedule's time zone); after the manifest is removed, it is gone."""
-    from controller.daemon import Daemon
+    from controller.service.daemon import Daemon
 
     setup(repo, catch_up=True)
     daemon = Daemon(controller.settings, controller.api, controller.ledger)
@@ -245,8 +244,8 @@ def test_a_rebuilt_ledger_neither_stops_nor_repeats_a_running_tick(
     """The ledger is lost while tick 02:01 runs and is rebuilt from AWS tags (no tick
     tables): the next pass writes nothing — the run is neither stopped nor submitted
     again — and the schedule resumes with tick 02:02."""
-    from controller.ledger import Ledger
-    from controller.ledger_rebuild import rebuild
+    from controller.state.rebuild import rebuild
+    from controller.state.sqlite import SqliteLedger
 
     demo_backend.set_mode("hold", step=0.05)
     setup(repo, catch_up=True)
@@ -258,7 +257,7 @@ def test_a_rebuilt_ledger_neither_stops_nor_repeats_a_running_tick(
     controller.ledger.close()
 
     state = tmp_path / "rebuilt.sqlite"
-    fresh = Ledger(state)
+    fresh = SqliteLedger(state)
     rebuild(controller.api, fresh, ["test-queue"], controller.settings.controller_id)
     fresh.close()
     ctl = make_controller(controller.settings.model_copy(update={"state": state}))

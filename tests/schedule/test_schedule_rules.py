@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from controller.desired import build_desired
-from controller.manifests import Manifest, load_files, load_manifest
-from controller.schedule import sync_cron_triggers
-from controller.schedule_rules import ScheduleOptions, decide_tick, newest_tick, tick_name
+from controller.model.desired import build_desired
+from controller.model.manifests import Manifest, load_files, load_manifest
+from controller.model.schedule_rules import ScheduleOptions, decide_tick, newest_tick, tick_name
+from controller.service.cron import sync_cron_triggers
 
 
 def envelope(schedule: object, name: str = "report") -> bytes:

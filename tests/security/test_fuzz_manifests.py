@@ -22,10 +22,10 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from controller import demo_backend
-from controller.desired import build_desired
-from controller.manifests import Manifest, load_files, load_manifest
-from controller.policy import Policy, enforce, load_policy
+from controller.demo import backend as demo_backend
+from controller.model.desired import build_desired
+from controller.model.manifests import Manifest, load_files, load_manifest
+from controller.model.policy import Policy, enforce, load_policy
 from tests.conftest import QUEUES, GitRepo, make_controller
 
 JOB: dict[str, Any] = {

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from controller.cli import main
-from controller.daemon import Daemon
+from controller.cli.main import main
+from controller.service.daemon import Daemon
 from tests.conftest import Controller, GitRepo, WriteCounter
 
 GOOD = {"jobName": "good", "jobQueue": "test-queue", "jobDefinition": "d"}
@@ -128,7 +128,7 @@ def test_too_many_manifests_refuses_the_revision_without_pruning(
 ) -> None:
     """Above max_manifests the whole revision is refused ('rejected'): nothing is
     submitted and nothing pruned, though the revision also removed a job."""
-    from controller import demo_backend
+    from controller.demo import backend as demo_backend
 
     demo_backend.set_mode("hold")
     repo.write("defs/d.json", DEFINITION)

@@ -20,9 +20,9 @@ import pytest
 import structlog
 from click.testing import CliRunner
 
-from controller.cli import main
-from controller.daemon import Daemon
+from controller.cli.main import main
 from controller.logs import configure
+from controller.service.daemon import Daemon
 from controller.settings import Settings
 from tests.conftest import Controller, GitRepo
 from tests.security.test_webhook import github_headers, post, sign, wait_for

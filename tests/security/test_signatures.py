@@ -18,8 +18,8 @@ import pytest
 import structlog.testing
 from prometheus_client import REGISTRY
 
-from controller import demo_backend
-from controller.signatures import verify_revision
+from controller.demo import backend as demo_backend
+from controller.source.signatures import verify_revision
 from tests.conftest import Controller, GitRepo, WriteCounter
 
 JOB = {"jobName": "signed-job", "jobQueue": "test-queue", "jobDefinition": "d"}

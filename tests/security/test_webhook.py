@@ -23,8 +23,8 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
-from controller.daemon import Daemon
-from controller.webhook import ReplayGuard, Webhook, load_secret
+from controller.service.daemon import Daemon
+from controller.service.webhook import ReplayGuard, Webhook, load_secret
 from tests.conftest import Controller, GitRepo
 
 SECRET = "whsec-7c1f0e9a-do-not-print"

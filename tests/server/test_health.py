@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from controller.server import Health, make_app, serve
+from controller.service.server import Health, make_app, serve
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from controller.server import Health, make_app, serve
+from controller.service.server import Health, make_app, serve
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
-HEALTHCHECK = ["python", "-m", "controller.healthcheck"]
+HEALTHCHECK = ["python", "-m", "controller.service.healthcheck"]
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -141,10 +141,10 @@ def test_installed_wheel_is_the_project_wheel(tmp_path: Path) -> None:
             next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         ).decode()
     command = "batch-gitops"
-    assert pyproject["project"]["scripts"][command] == "controller.cli:main"
-    assert f"{command} = controller.cli:main" in entry_points
-    assert "controller/cli.py" in names and "controller/py.typed" in names
-    templates = [n for n in names if n.startswith("controller/templates/")]
+    assert pyproject["project"]["scripts"][command] == "controller.cli.main:main"
+    assert f"{command} = controller.cli.main:main" in entry_points
+    assert "controller/cli/main.py" in names and "controller/py.typed" in names
+    templates = [n for n in names if n.startswith("controller/cli/templates/")]
     assert templates, "the init templates are missing from the wheel (package-data)"
 
 

@@ -23,7 +23,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from controller.manifests import validate_request
+from controller.model.manifests import validate_request
 from controller.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -293,7 +293,12 @@ def test_ecs_task_definition_is_a_valid_request() -> None:
     problems = list(validate_request(document, shape))
     assert problems == []
     container = document["containerDefinitions"][0]
-    assert container["healthCheck"]["command"] == ["CMD", "python", "-m", "controller.healthcheck"]
+    assert container["healthCheck"]["command"] == [
+        "CMD",
+        "python",
+        "-m",
+        "controller.service.healthcheck",
+    ]
     assert container["readonlyRootFilesystem"] is True
     assert not container["user"].startswith(("0", "root"))
     assert document["requiresCompatibilities"] == ["FARGATE"]

@@ -14,8 +14,8 @@ from pathlib import Path
 import click
 import pytest
 
-from controller.cli import main
-from controller.manifests import DefinitionOptions, JobOptions, ScheduleOptions
+from controller.cli.main import main
+from controller.model.manifests import DefinitionOptions, JobOptions, ScheduleOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()

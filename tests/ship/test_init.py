@@ -18,11 +18,11 @@ import jsonschema
 import pytest
 import yaml
 
-from controller import demo_backend
-from controller.manifests import parse_document
-from controller.markdown import COMMENT_MARKER
-from controller.scaffold import SCHEMA_PATH, template_files
-from controller.schema import manifest_schema
+from controller.cli.markdown import COMMENT_MARKER
+from controller.cli.scaffold import SCHEMA_PATH, template_files
+from controller.demo import backend as demo_backend
+from controller.model.manifests import parse_document
+from controller.model.schema import manifest_schema
 from tests.conftest import GitRepo
 
 

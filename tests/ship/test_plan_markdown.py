@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
-from controller.markdown import COMMENT_MARKER, render_plan
+from controller.cli.markdown import COMMENT_MARKER, render_plan
+from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo
 
 TESTDATA = Path(__file__).parent / "testdata"

@@ -13,8 +13,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from controller.manifests import Manifest, input_shape, load_manifest, parse_document
-from controller.schema import manifest_schema
+from controller.model.manifests import Manifest, input_shape, load_manifest, parse_document
+from controller.model.schema import manifest_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(

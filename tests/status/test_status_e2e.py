@@ -1,5 +1,5 @@
 """``batch-gitops status`` as users run it (separate processes) against moto over HTTP,
-with jobs held by controller.demo_backend so arrays are partly done and upstream
+with jobs held by controller.demo.backend so arrays are partly done and upstream
 jobs fail while their dependents wait."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from controller import demo_backend
+from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo
 
 DEFINITION = {

@@ -1,0 +1,1 @@
+"""The ``batch-gitops`` command: every subcommand and its renderers."""

@@ -1,0 +1,1 @@
+"""``batch-gitops demo``: the whole loop on an embedded moto Batch endpoint."""

@@ -1,0 +1,1 @@
+"""One reconcile pass: settle -> observe -> plan -> apply -> record, and schedule expansion."""

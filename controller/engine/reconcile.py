@@ -1,0 +1,340 @@
+"""One reconcile pass: source -> desired, ledger + Batch -> observed, plan, apply.
+
+Outer bookkeeping lives in ``try/finally`` here: duration, result, metrics and
+one canonical log line per pass. A pass whose source cannot be read plans
+nothing and prunes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from controller import metrics
+from controller.aws.batch import BatchApi, BatchError
+from controller.aws.lease import LeaseLost
+from controller.engine.apply import ActionResult, Applier
+from controller.engine.observe import SettleResult, observe, settle_intents
+from controller.engine.schedules import expand_schedules
+from controller.model.desired import DesiredState, build_desired
+from controller.model.manifests import (
+    ManifestError,
+)
+from controller.model.plan import Plan, PlanOptions, plan_actions
+from controller.model.records import Provenance
+from controller.settings import Settings
+from controller.source.guard import apply_policy, limits, refuse
+from controller.source.manifest_cache import ManifestCache
+from controller.source.repository import GitSource, Snapshot, SourceError
+from controller.state.ledger import Ledger
+from controller.state.rebuild import assumed_ledger, ledger_loss
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class PassResult:
+    pass_id: str
+    result: str = "ok"  # ok | degraded | source-error | error
+    revision: str = ""
+    author: str = ""
+    committed_at: float = 0.0
+    message: str = ""
+    desired: DesiredState | None = None
+    plan: Plan | None = None
+    results: list[ActionResult] = field(default_factory=list)
+    settled: SettleResult | None = None
+    duration: float = 0.0
+    dry_run: bool = False
+
+    @property
+    def errors(self) -> list[ManifestError]:
+        return self.desired.errors if self.desired else []
+
+    @property
+    def failed(self) -> bool:
+        return self.result != "ok"
+
+    def counts(self) -> dict[str, int]:
+        counts: Counter[str] = Counter()
+        for outcome in self.results:
+            counts[f"{outcome.action.action}_{outcome.result}"] += 1
+        if self.plan is not None:
+            counts["held"] = len(self.plan.held)
+            counts["waiting"] = len(self.plan.waiting)
+        counts["invalid"] = len(self.errors)
+        return dict(counts)
+
+    def as_dict(self) -> dict[str, Any]:
+        plan = self.plan or Plan()
+        return {
+            "pass_id": self.pass_id,
+            "result": self.result,
+            "revision": self.revision,
+            "author": self.author,
+            "message": self.message,
+            "dry_run": self.dry_run,
+            "duration_seconds": round(self.duration, 3),
+            "actions": (
+                [a.as_dict() for a in plan.actions]
+                if self.dry_run
+                else [r.as_dict() for r in self.results]
+            ),
+            "held": [a.as_dict() for a in plan.held],
+            "held_reason": plan.held_reason,
+            "waiting": plan.waiting,
+            "errors": [e.as_dict() for e in self.errors],
+            "counts": self.counts(),
+        }
+
+
+def plan_options(settings: Settings) -> PlanOptions:
+    return PlanOptions(
+        prune=settings.prune,
+        prune_max_jobs=settings.prune_max_jobs,
+        prune_max_ratio=settings.prune_max_ratio,
+        allow_mass_prune=settings.allow_mass_prune,
+    )
+
+
+def run_pass(
+    settings: Settings,
+    source: GitSource,
+    api: BatchApi,
+    ledger: Ledger,
+    *,
+    dry_run: bool = False,
+    cache: ManifestCache | None = None,
+    # Runs after intents are settled, before observing (a new leader catches up here).
+    before_observe: Callable[[DesiredState], None] | None = None,
+    now: datetime | None = None,
+) -> PassResult:
+    """One pass. Never raises for a bad source, manifest or AWS error: it is in the result."""
+    outcome = PassResult(pass_id=uuid.uuid4().hex[:12], dry_run=dry_run)
+    started = time.perf_counter()
+    structlog.contextvars.bind_contextvars(pass_id=outcome.pass_id)
+    if not dry_run:
+        ledger.start_pass(outcome.pass_id)
+    try:
+        _run(
+            settings,
+            source,
+            api,
+            ledger,
+            outcome,
+            cache or ManifestCache(),
+            now,
+            before_observe=before_observe,
+        )
+    except LeaseLost as exc:  # another replica leads now: stop before any more writes
+        outcome.result = "lease-lost"
+        outcome.message = str(exc)
+        log.warning("pass_aborted_lease_lost", error=str(exc))
+    except Exception as exc:  # a bug must not kill the daemon; it must be loud
+        outcome.result = "error"
+        outcome.message = f"{type(exc).__name__}: {exc}"
+        log.exception("pass_crashed")
+    finally:
+        outcome.duration = time.perf_counter() - started
+        _finish(settings, ledger, outcome)
+        if settings.git_notes and not dry_run and outcome.results:
+            _write_git_note(settings, source, outcome)
+        structlog.contextvars.unbind_contextvars("pass_id", "revision")
+    return outcome
+
+
+def _run(
+    settings: Settings,
+    source: GitSource,
+    api: BatchApi,
+    ledger: Ledger,
+    outcome: PassResult,
+    cache: ManifestCache,
+    now: datetime | None = None,
+    before_observe: Callable[[DesiredState], None] | None = None,
+) -> None:
+    pass_started = time.monotonic()  # the time budget (max_pass_seconds) counts from here
+    fetch_started = time.perf_counter()
+    try:
+        revision = source.update()
+        remembered = cache.remembered(revision, settings.policy_from)
+        snapshot = remembered[0] if remembered else source.snapshot(revision)
+    except SourceError as exc:
+        metrics.FETCH_ERRORS.labels(reason=exc.reason).inc()
+        metrics.SOURCE_READY.set(0)
+        outcome.result = "source-error"
+        outcome.message = str(exc)
+        # Nothing is planned or pruned: what is live stays as the last good revision left it.
+        log.warning(
+            "source_unavailable",
+            reason=exc.reason,
+            error=str(exc),
+            last_applied_revision=ledger.get_meta("last_applied_revision"),
+        )
+        return
+    finally:
+        metrics.FETCH_SECONDS.observe(time.perf_counter() - fetch_started)
+    metrics.SOURCE_READY.set(1)
+    outcome.revision, outcome.author = snapshot.revision, snapshot.author
+    outcome.committed_at = snapshot.committed_at
+    structlog.contextvars.bind_contextvars(revision=snapshot.revision[:12])
+    metrics.ATTEMPTED_REVISION.info({"revision": snapshot.revision})
+
+    refused = refuse(settings, snapshot)  # unsigned head, too many files: apply nothing
+    if refused is not None:
+        outcome.result, outcome.message = refused
+        return
+    planning_only = "" if outcome.dry_run else assumed_ledger(ledger)
+    if planning_only:
+        outcome.result, outcome.message = "error", planning_only
+        log.error("ledger_for_plans_only", message=planning_only)
+        return
+    if remembered:
+        desired = remembered[1]
+    else:
+        desired = build_desired(
+            apply_policy(settings, snapshot, cache.load(snapshot, limits(settings)))
+        )
+        cache.remember(snapshot, settings.policy_from, desired)
+    # Cron templates -> one desired job per due tick (ledger-recorded; the planner stays pure).
+    desired = expand_schedules(
+        desired,
+        ledger,
+        now=now or datetime.now(UTC),
+        grace=timedelta(seconds=settings.schedule_grace),
+        record=not outcome.dry_run,
+    )
+    outcome.desired = desired
+    if not outcome.dry_run:
+        outcome.settled = settle_intents(api, ledger, grace=settings.settle_grace)
+        if before_observe is not None:
+            before_observe(desired)
+    refused_ledger = _ledger_lost(settings, api, ledger, desired)
+    if refused_ledger:
+        outcome.result, outcome.message = "error", refused_ledger
+        log.error("ledger_lost", message=refused_ledger)
+        return
+    observed = observe(api, ledger)
+    plan = plan_actions(desired, observed, plan_options(settings))
+    outcome.plan = plan
+    if plan.held:
+        log.warning("prunes_held", count=len(plan.held), reason=plan.held_reason)
+    if outcome.dry_run:
+        return
+    provenance = Provenance(snapshot.revision, snapshot.author, snapshot.committed_at)
+    applier = Applier(
+        api=api,
+        ledger=ledger,
+        provenance=provenance,
+        causes=_causes(snapshot, plan),
+        controller_id=settings.controller_id,
+        pass_id=outcome.pass_id,
+        concurrency=settings.concurrency,
+        progress_interval=settings.progress_interval,
+        deadline=pass_started + settings.max_pass_seconds if settings.max_pass_seconds else None,
+    )
+    outcome.results = applier.apply(plan, desired)
+    for key in plan.retire:
+        ledger.set_retired(*key, retired=True)
+    for key in plan.unretire:
+        ledger.set_retired(*key, retired=False)
+    failed = any(r.result in ("failed", "unknown", "skipped", "deferred") for r in outcome.results)
+    deferred = sum(r.result == "deferred" for r in outcome.results)
+    if deferred:
+        outcome.message = (
+            f"pass time budget ({settings.max_pass_seconds:g}s) used up: {deferred} actions "
+            "continue next pass"
+        )
+    if desired.errors or failed:
+        outcome.result = "degraded"
+
+
+def _ledger_lost(settings: Settings, api: BatchApi, ledger: Ledger, desired: DesiredState) -> str:
+    """Why an empty ledger must not be trusted this pass ('' if it may): see ledger_rebuild."""
+    try:
+        return ledger_loss(api, ledger, desired, settings.controller_id, settings.state)
+    except BatchError as exc:
+        return (
+            f"{settings.state}: the ledger is empty and AWS Batch could not be checked for "
+            f"jobs this controller already submitted ({exc}); trying again next pass"
+        )
+
+
+def _causes(snapshot: Snapshot, plan: Plan) -> dict[str, Provenance]:
+    """Who asked for each action: the commit that last touched its manifest.
+
+    The head may bundle several authors' commits; tags and the audit trail name the
+    one that changed (or removed) the file. One ``git log`` walk, only for the paths
+    this pass acts on; a path it cannot attribute falls back to the head.
+    """
+    paths = {action.manifest for action in plan.actions if action.manifest}
+    try:
+        commits = snapshot.last_commits(paths)
+    except OSError as exc:
+        log.warning("causes_unknown", error=str(exc))
+        return {}
+    return {path: Provenance(*commit) for path, commit in commits.items()}
+
+
+def _write_git_note(settings: Settings, source: GitSource, outcome: PassResult) -> None:
+    """The audit note of this pass on the commit it applied (controller.source.notes)."""
+    from controller.source.notes import note_pass
+
+    note_pass(
+        repo_dir=source.mirror,
+        remote=source.remote,
+        ref=settings.git_notes_ref,
+        controller_id=settings.controller_id,
+        revision=outcome.revision,
+        pass_id=outcome.pass_id,
+        results=outcome.results,
+    )
+
+
+def _finish(settings: Settings, ledger: Ledger, outcome: PassResult) -> None:
+    now = time.time()
+    metrics.PASS_SECONDS.observe(outcome.duration)
+    metrics.PASSES.labels(result=outcome.result).inc()
+    metrics.LAST_PASS.set(now)
+    if outcome.plan is not None:
+        metrics.HELD_PRUNES.set(len(outcome.plan.held))
+    if outcome.desired is not None:
+        metrics.MANIFESTS.labels(kind="job", valid="true").set(len(outcome.desired.jobs))
+        metrics.MANIFESTS.labels(kind="job-definition", valid="true").set(
+            len(outcome.desired.definitions)
+        )
+        metrics.MANIFESTS.labels(kind="any", valid="false").set(len(outcome.desired.invalid_paths))
+    if not outcome.dry_run:
+        if outcome.result == "ok":
+            metrics.LAST_SUCCESS.set(now)
+            metrics.APPLIED_REVISION.info({"revision": outcome.revision})
+            metrics.REVISION_COMMIT_TIME.set(outcome.committed_at)
+            ledger.set_meta("last_applied_revision", outcome.revision)
+        if outcome.revision:
+            ledger.set_meta("last_attempted_revision", outcome.revision)
+        ledger.finish_pass(outcome.pass_id, outcome.revision, outcome.result, outcome.counts())
+        _update_job_gauge(ledger)
+    log.info(
+        "pass",
+        result=outcome.result,
+        revision=outcome.revision[:12] or None,
+        author=outcome.author or None,
+        duration_seconds=round(outcome.duration, 3),
+        message=outcome.message or None,
+        dry_run=outcome.dry_run,
+        **outcome.counts(),
+    )
+
+
+def _update_job_gauge(ledger: Ledger) -> None:
+    counts = ledger.job_status_counts()
+    metrics.JOBS.clear()
+    for (queue, status), count in counts.items():
+        metrics.JOBS.labels(queue=queue, status=status).set(count)

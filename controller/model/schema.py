@@ -1,0 +1,174 @@
+"""A JSON Schema for manifests, derived from botocore's Batch model and the
+envelope's pydantic models (never written by hand), for editors and CI.
+
+``batch-gitops schema`` prints it. It mirrors :func:`controller.model.manifests.load_manifest`:
+a document with ``apiVersion`` (or ``kind`` and ``spec``) is an envelope whose
+``spec`` is the request of its ``kind``; otherwise ``jobDefinitionName`` makes
+it a RegisterJobDefinition request and anything else a SubmitJob request. Every
+structure is closed (``additionalProperties: false``), so an editor flags a
+typo as you type; enums, required members, integer minimums and the model's
+documentation (for hover text) come from the same botocore shapes the
+controller validates against. Draft-07, the dialect VS Code's JSON and YAML
+language servers both understand.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from botocore.model import Shape, StructureShape
+
+from controller.model.manifests import (
+    API_VERSION,
+    ENVELOPE_KIND,
+    DefinitionOptions,
+    JobOptions,
+    Kind,
+    input_shape,
+)
+
+SCHEMA_ID = "https://batch-gitops.dev/schemas/manifest-v1.json"
+_TAG = re.compile(r"<[^>]+>")
+_SPACE = re.compile(r"\s+")
+# Hover text, not a manual: the first sentences of botocore's documentation.
+_DOC_LIMIT = 400
+
+
+def _description(shape: Shape) -> str:
+    text = _SPACE.sub(" ", html.unescape(_TAG.sub(" ", shape.documentation or ""))).strip()
+    if len(text) > _DOC_LIMIT:
+        text = text[: _DOC_LIMIT - 1].rsplit(" ", 1)[0] + "…"
+    return text
+
+
+class _ShapeWalker:
+    """botocore shapes -> JSON Schema; each structure once, under ``definitions``."""
+
+    def __init__(self) -> None:
+        self.definitions: dict[str, Any] = {}
+
+    def schema(self, shape: Shape, documented: Shape | None = None) -> dict[str, Any]:
+        out = self._schema(shape)
+        doc = _description(documented or shape)
+        if doc and "$ref" not in out:
+            out["description"] = doc
+        elif doc:
+            # draft-07 ignores siblings of $ref; allOf keeps the member's own hover text.
+            out = {"allOf": [out], "description": doc}
+        return out
+
+    def _schema(self, shape: Shape) -> dict[str, Any]:
+        kind = shape.type_name
+        if kind == "structure":
+            assert isinstance(shape, StructureShape)
+            if shape.name not in self.definitions:
+                self.definitions[shape.name] = {}  # placeholder: recursion-safe
+                body: dict[str, Any] = {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        name: self.schema(member, member) for name, member in shape.members.items()
+                    },
+                }
+                if shape.required_members:
+                    body["required"] = list(shape.required_members)
+                self.definitions[shape.name] = body
+            return {"$ref": f"#/definitions/{shape.name}"}
+        if kind == "list":
+            return {"type": "array", "items": self.schema(shape.member)}
+        if kind == "map":
+            return {
+                "type": "object",
+                "additionalProperties": self.schema(shape.value),
+            }
+        if kind == "string":
+            enum = getattr(shape, "enum", None) or []
+            return {"type": "string", "enum": list(enum)} if enum else {"type": "string"}
+        if kind in ("integer", "long"):
+            out: dict[str, Any] = {"type": "integer"}
+            if "min" in shape.metadata:
+                out["minimum"] = shape.metadata["min"]
+            return out
+        if kind in ("double", "float"):
+            return {"type": "number"}
+        if kind == "boolean":
+            return {"type": "boolean"}
+        return {}  # timestamp/blob never occur in the two requests
+
+
+def _options_schema(
+    model: type[JobOptions] | type[DefinitionOptions],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pydantic model's own schema, its nested models hoisted to ``definitions``."""
+    schema = model.model_json_schema(by_alias=True, ref_template="#/definitions/{model}")
+    nested = schema.pop("$defs", {})
+    return schema, nested
+
+
+def manifest_schema() -> dict[str, Any]:
+    """The whole schema: plain requests of both kinds and the envelope."""
+    walker = _ShapeWalker()
+    kinds: tuple[Kind, ...] = ("job", "job-definition")
+    request_refs = {kind: walker.schema(input_shape(kind)) for kind in kinds}
+    definitions = walker.definitions
+    option_refs: dict[Kind, str] = {}
+    models: dict[Kind, type[JobOptions] | type[DefinitionOptions]] = {
+        "job": JobOptions,
+        "job-definition": DefinitionOptions,
+    }
+    for kind, model in models.items():
+        body, nested = _options_schema(model)
+        definitions.update(nested)
+        definitions[model.__name__] = body
+        option_refs[kind] = f"#/definitions/{model.__name__}"
+
+    def request(kind: Kind) -> dict[str, Any]:
+        return request_refs[kind]
+
+    envelope_kinds = []
+    for envelope_name, kind in ENVELOPE_KIND.items():
+        envelope_kinds.append(
+            {
+                "if": {"properties": {"kind": {"const": envelope_name}}, "required": ["kind"]},
+                "then": {
+                    "properties": {
+                        "spec": request(kind),
+                        "options": {"$ref": option_refs[kind]},
+                    }
+                },
+            }
+        )
+    definitions["Envelope"] = {
+        "type": "object",
+        "description": "batch-gitops envelope: the request in spec, controller extras in options.",
+        "additionalProperties": False,
+        "required": ["apiVersion", "kind", "spec"],
+        "properties": {
+            "apiVersion": {"const": API_VERSION},
+            "kind": {"enum": list(ENVELOPE_KIND)},
+            "metadata": {"type": "object"},
+            "spec": {"type": "object"},
+            "options": {"type": ["object", "null"]},
+        },
+        "allOf": envelope_kinds,
+    }
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "$id": SCHEMA_ID,
+        "title": "batch-gitops manifest",
+        "description": (
+            "An AWS Batch SubmitJob or RegisterJobDefinition request (as for "
+            "`aws batch ... --cli-input-json`), or the batch-gitops/v1 envelope. "
+            "Generated from botocore's Batch service model by `batch-gitops schema`."
+        ),
+        "if": {"anyOf": [{"required": ["apiVersion"]}, {"required": ["kind", "spec"]}]},
+        "then": {"$ref": "#/definitions/Envelope"},
+        "else": {
+            "if": {"required": ["jobDefinitionName"]},
+            "then": request("job-definition"),
+            "else": request("job"),
+        },
+        "definitions": dict(sorted(definitions.items())),
+    }

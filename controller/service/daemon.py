@@ -1,0 +1,173 @@
+"""The long-running controller: an APScheduler interval job, one pass at a time.
+
+``max_instances=1`` and ``coalesce=True`` mean a slow pass is never overlapped
+and missed ticks collapse into one; jitter keeps a fleet of controllers from
+hitting AWS in lockstep. ``trigger()`` (webhook, tests) runs a pass now.
+SIGTERM/SIGINT stop the scheduler after the pass in flight.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from controller.aws.batch import BatchApi
+from controller.aws.lease import LeaseError, LeaseKeeper, guard_writes, make_lease
+from controller.engine.reconcile import PassResult, run_pass
+from controller.model.desired import DesiredState
+from controller.service.cron import sync_cron_triggers
+from controller.service.server import Health, make_app, serve
+from controller.service.webhook import webhook_routes
+from controller.settings import Settings
+from controller.source.manifest_cache import ManifestCache
+from controller.source.repository import make_source
+from controller.state.ledger import Ledger
+from controller.state.retention import prune_if_due
+from controller.state.takeover import catch_up
+
+log = structlog.get_logger(__name__)
+JOB_ID = "reconcile"
+
+
+class Daemon:
+    def __init__(self, settings: Settings, api: BatchApi, ledger: Ledger) -> None:
+        self.settings = settings
+        self.api = api
+        self.ledger = ledger
+        self.source = make_source(settings)
+        self.cache = ManifestCache()
+        self.health = Health(ready_after=settings.ready_after)
+        self.stopped = threading.Event()
+        # Held by every scheduled pass; stop() waits on it instead of on the scheduler.
+        self.pass_lock = threading.Lock()
+        self.passes = 0
+        self.scheduler = BackgroundScheduler(
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        )
+        self.server: Any = None
+        # Several replicas (lease_table set): only the lease holder runs passes, and
+        # every Batch write re-checks the lease just before it is sent.
+        self.lease = make_lease(settings)
+        self.lease_keeper: LeaseKeeper | None = None
+        self.caught_up_term = 0
+        if self.lease is not None:
+            guard_writes(api, self.lease)
+
+    def run_once(self) -> PassResult:
+        standby = self._standby()
+        if standby is not None:
+            return standby
+        outcome = run_pass(
+            self.settings,
+            self.source,
+            self.api,
+            self.ledger,
+            cache=self.cache,
+            before_observe=self._catch_up_if_new_term(),
+        )
+        self.passes += 1
+        self.health.update(
+            result=outcome.result, revision=outcome.revision, message=outcome.message
+        )
+        if outcome.desired is not None:  # a cron trigger per schedule starts a pass at its tick
+            sync_cron_triggers(self.scheduler, outcome.desired.schedules, self.trigger)
+        prune_if_due(self.ledger, self.settings.ledger_retention_days)
+        return outcome
+
+    def _standby(self) -> PassResult | None:
+        """Renew the lease right before a pass; without it, report standby and skip."""
+        if self.lease is None:
+            return None
+        try:
+            if self.lease.try_acquire():
+                return None
+            outcome = PassResult(pass_id="", result="standby")
+            outcome.message = (
+                f"standby: lease {self.lease.name!r} is held by "
+                f"{self.lease.current_holder or 'nobody yet'}"
+            )
+        except LeaseError as exc:
+            outcome = PassResult(pass_id="", result="error", message=str(exc))
+            log.error("lease_misconfigured", error=str(exc))
+        self.health.update(result=outcome.result, revision="", message=outcome.message)
+        return outcome
+
+    def _catch_up_if_new_term(self) -> Callable[[DesiredState], None] | None:
+        """On the first pass of a new lease term, adopt what the previous leader did."""
+        lease = self.lease
+        if lease is None or lease.term == self.caught_up_term:
+            return None
+        term = lease.term
+
+        def hook(desired: DesiredState) -> None:
+            done = catch_up(self.api, self.ledger, desired, self.settings.controller_id)
+            self.caught_up_term = term
+            log.info(
+                "caught_up", term=term, queues=done.queues, listed=done.listed, adopted=done.adopted
+            )
+
+        return hook
+
+    def _scheduled_pass(self) -> None:
+        with self.pass_lock:
+            self.run_once()
+
+    def trigger(self) -> None:
+        """Run a pass as soon as the one in flight (if any) ends."""
+        self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now().astimezone())
+
+    def start(self) -> None:
+        routes = webhook_routes(self.settings, self.trigger)  # {} unless a secret is set
+        self.server = serve(self.settings.listen, make_app(self.health, extra=routes))
+        log.info(
+            "daemon_started",
+            listen=f"{self.server.server_name}:{self.server.server_port}",
+            repo=self.settings.repo,
+            branch=self.settings.branch,
+            interval_seconds=self.settings.interval,
+        )
+        self.scheduler.add_job(
+            self._scheduled_pass,
+            "interval",
+            id=JOB_ID,
+            seconds=self.settings.interval,
+            jitter=max(1, int(self.settings.interval * 0.1)),
+            next_run_time=datetime.now().astimezone(),
+        )
+        self.scheduler.start()
+        if self.lease is not None:  # standby: take over as soon as the leader goes silent
+            self.lease_keeper = LeaseKeeper(self.lease, on_acquired=self.trigger)
+            self.lease_keeper.start()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            # APScheduler's shutdown(wait=True) holds the job-store lock while it waits
+            # for the pass in flight, and a pass touches the job store (cron triggers):
+            # a SIGTERM mid-pass deadlocked. Stop scheduling, then wait for the pass.
+            self.scheduler.shutdown(wait=False)
+        with self.pass_lock:
+            pass
+        if self.lease_keeper is not None:
+            self.lease_keeper.stop()
+        if self.lease is not None:  # after the last pass: a standby may take over now
+            self.lease.release()
+        if self.server is not None:
+            self.server.shutdown()
+        self.stopped.set()
+        log.info("daemon_stopped", passes=self.passes)
+
+    def run_forever(self) -> None:
+        def on_signal(signum: int, _: Any) -> None:
+            log.info("signal", signal=signal.Signals(signum).name)
+            threading.Thread(target=self.stop, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        self.start()
+        self.stopped.wait()
