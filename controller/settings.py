@@ -88,6 +88,17 @@ class Settings(BaseSettings):
         description="An unsettled submit younger than this is not called lost yet (ListJobs "
         "may lag).",
     )
+    job_retention: float = Field(
+        7 * 86400.0,
+        description="How long AWS Batch keeps a finished job visible (documented: at least "
+        "7 days). A submission older than this that AWS does not list may have run and been "
+        "forgotten, so it is never called lost.",
+    )
+    not_visible_warning: float = Field(
+        300.0,
+        description="A job AWS has not returned for longer than this is counted in "
+        "batch_gitops_jobs_not_visible_too_long (AWS lists new jobs seconds late).",
+    )
 
     # --- loop / server ---
     interval: float = Field(30.0, description="Seconds between passes of the daemon (30s, 2m).")
@@ -180,6 +191,8 @@ class Settings(BaseSettings):
         "max_pass_seconds",
         "progress_interval",
         "settle_grace",
+        "job_retention",
+        "not_visible_warning",
         mode="before",
     )
     @classmethod

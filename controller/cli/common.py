@@ -6,13 +6,15 @@ Every command module imports from here (never from ``controller.cli.main``), and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
 from controller.logs import configure
-from controller.settings import Settings
+from controller.settings import Settings, parse_duration
 
 OUTPUT = click.option(
     "--output",
@@ -22,6 +24,37 @@ OUTPUT = click.option(
     show_default=True,
     help="Output format.",
 )
+
+
+WAIT = click.option(
+    "--wait",
+    "wait",
+    metavar="DURATION",
+    default="0s",
+    show_default=True,
+    help="If another process is writing this ledger, wait this long for it (e.g. 30s, 5m) "
+    "before giving up with exit 1.",
+)
+
+
+def parse_wait(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--wait") from exc
+
+
+@contextmanager
+def hold_writer(ledger: Any, purpose: str, wait: str) -> Iterator[Any]:
+    """The ledger's writer lock for a command's whole pass; busy -> one line, exit 1."""
+    from controller.state.ledger import WriterBusy
+    from controller.state.writer import writing
+
+    try:
+        with writing(ledger, purpose, parse_wait(wait)) as fence:
+            yield fence
+    except WriterBusy as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def source_options(fn: Any) -> Any:

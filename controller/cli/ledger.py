@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from controller.cli.common import OUTPUT, build_settings, open_runtime
+from controller.cli.common import OUTPUT, WAIT, build_settings, hold_writer, open_runtime
 
 
 @click.group()
@@ -43,7 +43,15 @@ def ledger() -> None:
     "already run, so a pull request's plan shows what it changes (a pass refuses to apply "
     "with such a ledger).",
 )
+@click.option(
+    "--recover",
+    is_flag=True,
+    help="Recover this controller's own lost ledger: like --assume-applied (every job of "
+    "--branch that AWS no longer lists is recorded as already run, so it is not run again), "
+    "and the controller may apply with the result.",
+)
 @OUTPUT
+@WAIT
 def rebuild(
     repo: str | None,
     branch: str | None,
@@ -53,7 +61,9 @@ def rebuild(
     controller_id: str | None,
     replace: bool,
     assume_applied: bool,
+    recover: bool,
     output: str,
+    wait: str,
 ) -> None:
     """Recreate a lost ledger from the tags on the jobs and definitions in AWS.
 
@@ -81,8 +91,10 @@ def rebuild(
             raise click.ClickException(str(exc)) from exc
         desired = build_desired(ManifestCache().load(snapshot))
         revision = snapshot.revision
-    if assume_applied and revision is None:
-        raise click.UsageError("--assume-applied needs --repo (the branch whose jobs ran)")
+    assume = assume_applied or recover
+    if assume and revision is None:
+        flag = "--recover" if recover else "--assume-applied"
+        raise click.UsageError(f"{flag} needs --repo (the branch whose jobs ran)")
     scan = set(queues) | ({key[0] for key in desired.jobs} if desired else set())
     if not scan:
         raise click.UsageError(
@@ -91,15 +103,17 @@ def rebuild(
     moved = _move_aside(settings.state) if replace else None
     api, ledger_file = open_runtime(settings)
     try:
-        result = rebuild_ledger(
-            api,
-            ledger_file,
-            scan,
-            settings.controller_id,
-            desired,
-            assume_applied=revision if assume_applied else None,
-            progress_interval=settings.progress_interval,
-        )
+        with hold_writer(ledger_file, "ledger rebuild", wait):
+            result = rebuild_ledger(
+                api,
+                ledger_file,
+                scan,
+                settings.controller_id,
+                desired,
+                assume_applied=revision if assume else None,
+                plans_only=not recover,
+                progress_interval=settings.progress_interval,
+            )
     except LedgerNotEmpty as exc:
         raise click.ClickException(str(exc)) from exc
     except BatchError as exc:
@@ -118,9 +132,9 @@ def rebuild(
             f"{result.definitions} definition revisions from AWS tags; scanned "
             f"{result.listed} jobs in {', '.join(result.queues)}"
             + (
-                f"; {result.assumed} jobs of {revision[:12]} AWS no longer lists assumed run "
-                "(for plans only)"
-                if assume_applied and revision
+                f"; {result.assumed} jobs of {revision[:12]} AWS no longer lists assumed run"
+                + ("" if recover else " (for plans only)")
+                if assume and revision
                 else ""
             )
             + (f"; the old file is {moved}" if moved else "")
@@ -137,3 +151,30 @@ def _move_aside(state: Path) -> Path | None:
         if source.exists():
             source.rename(Path(f"{aside}{suffix}"))
     return aside
+
+
+@ledger.command()
+@click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--state", type=click.Path(path_type=Path), help="Ledger. [env: BATCH_GITOPS_STATE]")
+def backup(destination: Path, state: Path | None) -> None:
+    """Copy the ledger to DESTINATION, consistently, even while the daemon is writing.
+
+    Uses the store's own online backup (SQLite's backup API: a plain `cp` of a live
+    ledger can miss everything still in its write-ahead log). Restore by pointing
+    --state at the copy (or copying it back while the controller is stopped).
+    """
+    from controller.state.ledger import LedgerError
+    from controller.state.stores import open_ledger
+
+    settings = build_settings(state=state)
+    if destination.exists():
+        raise click.ClickException(f"{destination} exists; choose a new file")
+    try:
+        ledger_file = open_ledger(settings.state)
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        ledger_file.backup(destination)
+    finally:
+        ledger_file.close()
+    click.echo(f"{settings.state}: backed up to {destination}")

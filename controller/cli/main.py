@@ -16,7 +16,14 @@ import click
 from rich.console import Console
 
 from controller import __version__
-from controller.cli.common import OUTPUT, build_settings, open_runtime, source_options
+from controller.cli.common import (
+    OUTPUT,
+    WAIT,
+    build_settings,
+    hold_writer,
+    open_runtime,
+    source_options,
+)
 from controller.cli.render import print_pass
 
 
@@ -131,8 +138,13 @@ def plan(output: str, link_base: str, **flags: Any) -> None:
 @main.command()
 @source_options
 @OUTPUT
-def reconcile(output: str, **flags: Any) -> None:
-    """Run one pass and apply it. Exit 0 on success, 1 if anything failed."""
+@WAIT
+def reconcile(output: str, wait: str, **flags: Any) -> None:
+    """Run one pass and apply it. Exit 0 on success, 1 if anything failed.
+
+    Holds the ledger's writer lock for the whole pass: a second writer (the daemon, an
+    overlapping cron run) waits for --wait, then exits 1 naming the holder.
+    """
     from controller.engine.reconcile import run_pass
     from controller.source.repository import SourceError, make_source
 
@@ -142,7 +154,8 @@ def reconcile(output: str, **flags: Any) -> None:
         source = make_source(settings)
     except SourceError as exc:
         raise click.ClickException(str(exc)) from exc
-    result = run_pass(settings, source, api, ledger)
+    with hold_writer(ledger, "reconcile", wait) as fence:
+        result = run_pass(settings, source, api, ledger, fence=fence)
     print_pass(result, output, Console())
     sys.exit(1 if result.failed else 0)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from controller.cli.common import OUTPUT, build_settings, open_runtime
+from controller.cli.common import OUTPUT, WAIT, build_settings, hold_writer, open_runtime
 from controller.settings import parse_duration
 from controller.state.retention import DAY, prune_ledger
 
@@ -52,7 +52,8 @@ ledger_group = _ledger_group()
 @click.option("--state", type=click.Path(path_type=Path), help="Ledger file.")
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @OUTPUT
-def prune(older_than: str, state: Path | None, dry_run: bool, output: str) -> None:
+@WAIT
+def prune(older_than: str, state: Path | None, dry_run: bool, output: str, wait: str) -> None:
     """Delete old finished records; never an active job or the current run of a job in git."""
     try:
         age = parse_age(older_than)
@@ -61,7 +62,8 @@ def prune(older_than: str, state: Path | None, dry_run: bool, output: str) -> No
     settings = build_settings(state=state)
     _, ledger = open_runtime(settings)
     try:
-        result = prune_ledger(ledger, older_than=age, dry_run=dry_run)
+        with hold_writer(ledger, "ledger prune", wait):
+            result = prune_ledger(ledger, older_than=age, dry_run=dry_run)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from exc
     if output == "json":

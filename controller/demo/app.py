@@ -30,6 +30,7 @@ from controller.settings import Settings
 from controller.source.manifest_cache import ManifestCache
 from controller.source.repository import make_source
 from controller.state.stores import open_ledger
+from controller.state.writer import writing
 
 DEFAULT_MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 
@@ -97,7 +98,8 @@ def run_demo(*, once: bool, manifests: Path | None, workdir: Path | None) -> int
         metrics_url = f"http://127.0.0.1:{server.server_port}/metrics"
 
         def one_pass() -> PassResult:
-            result = run_pass(settings, source, api, ledger, cache=cache)
+            with writing(ledger, "demo") as fence:  # the demo is this ledger's only writer
+                result = run_pass(settings, source, api, ledger, cache=cache, fence=fence)
             health.update(result=result.result, revision=result.revision, message=result.message)
             return result
 

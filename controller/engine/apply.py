@@ -33,10 +33,10 @@ from controller.aws.batch import (
 from controller.model.desired import DesiredState, JobKey
 from controller.model.jobstatus import ACTIVE_STATUSES, QUEUED_STATUSES
 from controller.model.plan import Action, Plan
-from controller.model.records import Provenance
+from controller.model.records import Fence, Provenance
 from controller.model.tags import SPEC_HASH_TAG, is_managed, ownership_tags
 from controller.progress import DEFAULT_INTERVAL, Progress
-from controller.state.ledger import Ledger
+from controller.state.ledger import WRITES_SENT_META, ClaimConflict, Ledger
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +84,9 @@ class Applier:
     # Seconds between ``apply_progress`` events on a long pass (Settings.progress_interval).
     progress_interval: float = DEFAULT_INTERVAL
     _progress: Progress | None = None
+    # The writer's fencing token (shared store), checked with every claim it writes.
+    fence: Fence | None = None
+    _writes_marked: bool = False
 
     def cause(self, manifest: str) -> Provenance:
         """The commit (and author) that asked for an action on ``manifest``."""
@@ -190,6 +193,7 @@ class Applier:
             while registered is None:
                 attempts += 1
                 try:
+                    self._mark_writes_sent()
                     registered = self.api.register_job_definition(request)
                 except Transient:
                     # Throttled, refused or reply lost: settle first (did it land?), then
@@ -213,6 +217,14 @@ class Applier:
         return ActionResult(
             action, "ok", aws_id=registered.arn, message=f"revision {registered.revision}"
         )
+
+    def _mark_writes_sent(self) -> None:
+        """Before the first write that has no ledger record of its own: a crash right
+        after it must not leave a ledger that looks lost (see WRITES_SENT_META)."""
+        if not self._writes_marked:
+            if self.ledger.get_meta(WRITES_SENT_META) is None:
+                self.ledger.set_meta(WRITES_SENT_META, str(time.time()))
+            self._writes_marked = True
 
     def _registered_earlier(self, name: str, spec_hash: str) -> Registered | None:
         """The newest ACTIVE revision, if we registered it with this spec hash already.
@@ -295,18 +307,23 @@ class Applier:
         )
         try:
             job = self._describe(job_id)
-            if job is None or job.get("status") not in ACTIVE_STATUSES:
-                status = job.get("status") if job else "unknown to AWS"
-                return ActionResult(action, "ok", job_id, f"already finished ({status})")
-            if not is_managed(job.get("tags"), self.controller_id):
+            if job is None:
+                # Ours (the ledger holds the ID we got from SubmitJob) but not returned by
+                # AWS yet: late is not gone. TerminateJob takes the ID in any state (a queued
+                # job is cancelled by it), so the stop does not wait for AWS to list it.
+                self.api.terminate_job(job_id, reason)
+                verb = "terminate"
+            elif job.get("status") not in ACTIVE_STATUSES:
+                return ActionResult(action, "ok", job_id, f"already finished ({job.get('status')})")
+            elif not is_managed(job.get("tags"), self.controller_id):
                 return ActionResult(
                     action,
                     "failed",
                     job_id,
                     "job does not carry our managed-by tag; refusing to stop it",
                 )
-            verb = action.action
-            if job["status"] in QUEUED_STATUSES:
+            elif job["status"] in QUEUED_STATUSES:
+                verb = action.action
                 self.api.cancel_job(job_id, reason)
                 job = self._describe(job_id)
                 if job is not None and job.get("status") in ("STARTING", "RUNNING"):
@@ -319,24 +336,37 @@ class Applier:
             final = self._wait_finished(job_id)
         except BatchError as exc:
             return ActionResult(action, "failed", job_id, str(exc))
+        escalated = " (escalated to TerminateJob)" if verb != action.action else ""
+        if final is None:
+            # Still not returned by AWS: the next pass reads it again (and stops it again
+            # if it is still active then; TerminateJob is idempotent).
+            return ActionResult(
+                action,
+                "stopping",
+                job_id,
+                f"{verb} requested{escalated}; AWS does not return the job yet (not visible)",
+            )
         # Record what we saw now, so the jobs gauge, status and history do not lag a pass.
         self.ledger.record_status(job_id, final, reason)
         if action.is_prune and final not in ACTIVE_STATUSES:
             self.ledger.set_retired(action.queue, action.name, True)
-        escalated = " (escalated to TerminateJob)" if verb != action.action else ""
         if final in ACTIVE_STATUSES:
             return ActionResult(
                 action, "stopping", job_id, f"{verb} requested{escalated}; still {final}"
             )
         return ActionResult(action, "ok", job_id, f"{final}{escalated}")
 
-    def _wait_finished(self, job_id: str) -> str:
+    def _wait_finished(self, job_id: str) -> str | None:
+        """The job's status once it is no longer active (or at the deadline); None while
+        AWS does not return it at all."""
         deadline = time.monotonic() + self.verify_timeout
         delay = 0.05
         while True:
             job = self._describe(job_id)
-            status = str(job.get("status")) if job else "FORGOTTEN"
-            if status not in ACTIVE_STATUSES or time.monotonic() >= deadline:
+            status = str(job.get("status")) if job else None
+            if (status is not None and status not in ACTIVE_STATUSES) or (
+                time.monotonic() >= deadline
+            ):
                 return status
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
@@ -433,15 +463,22 @@ class Applier:
         self._writes_started += 1
         token = uuid.uuid4().hex
         request["tags"] = self._tags(want.request, want.manifest, want.spec_hash, token)
-        self.ledger.record_intent(
-            token=token,
-            queue=want.queue,
-            name=want.name,
-            manifest=want.manifest,
-            spec_hash=want.spec_hash,
-            prune=want.options.prune,
-            provenance=self.cause(want.manifest),
-        )
+        try:
+            self.ledger.record_intent(
+                token=token,
+                queue=want.queue,
+                name=want.name,
+                manifest=want.manifest,
+                spec_hash=want.spec_hash,
+                prune=want.options.prune,
+                provenance=self.cause(want.manifest),
+                replaces=action.replaces,
+                fence=self.fence,
+            )
+        except ClaimConflict as exc:
+            # Another writer claimed this key since we planned: its run is the one.
+            self._failed_keys.add(want.key)
+            return ActionResult(action, "skipped", message=str(exc))
         try:
             job_id = self.api.submit_job(request)
         except OutcomeUnknown as exc:

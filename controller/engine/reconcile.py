@@ -1,8 +1,11 @@
-"""One reconcile pass: source -> desired, ledger + Batch -> observed, plan, apply.
+"""One reconcile pass, in the order it runs:
 
-Outer bookkeeping lives in ``try/finally`` here: duration, result, metrics and
-one canonical log line per pass. A pass whose source cannot be read plans
-nothing and prunes nothing.
+source -> guard -> manifests -> policy -> desired -> schedules -> settle -> observe
+-> plan -> apply -> record (see :class:`_Pass`).
+
+Outer bookkeeping lives in ``try/finally`` in :func:`run_pass`: duration, result,
+metrics and one canonical log line per pass. A pass whose source cannot be read
+plans nothing and prunes nothing.
 """
 
 from __future__ import annotations
@@ -28,12 +31,12 @@ from controller.model.manifests import (
     ManifestError,
 )
 from controller.model.plan import Plan, PlanOptions, plan_actions
-from controller.model.records import Provenance
+from controller.model.records import Fence, Provenance
 from controller.settings import Settings
 from controller.source.guard import apply_policy, limits, refuse
 from controller.source.manifest_cache import ManifestCache
 from controller.source.repository import GitSource, Snapshot, SourceError
-from controller.state.ledger import Ledger
+from controller.state.ledger import Fenced, Ledger
 from controller.state.rebuild import assumed_ledger, ledger_loss
 
 log = structlog.get_logger(__name__)
@@ -115,25 +118,24 @@ def run_pass(
     # Runs after intents are settled, before observing (a new leader catches up here).
     before_observe: Callable[[DesiredState], None] | None = None,
     now: datetime | None = None,
+    fence: Fence | None = None,
 ) -> PassResult:
-    """One pass. Never raises for a bad source, manifest or AWS error: it is in the result."""
+    """One pass. Never raises for a bad source, manifest or AWS error: it is in the result.
+
+    A writing pass (not ``dry_run``) must hold the ledger's writer lock (callers:
+    ``reconcile``, the daemon, the demo); ``fence`` is what that lock returned.
+    """
     outcome = PassResult(pass_id=uuid.uuid4().hex[:12], dry_run=dry_run)
     started = time.perf_counter()
     structlog.contextvars.bind_contextvars(pass_id=outcome.pass_id)
     if not dry_run:
         ledger.start_pass(outcome.pass_id)
+    stages = _Pass(
+        settings, source, api, ledger, outcome, cache or ManifestCache(), fence, before_observe
+    )
     try:
-        _run(
-            settings,
-            source,
-            api,
-            ledger,
-            outcome,
-            cache or ManifestCache(),
-            now,
-            before_observe=before_observe,
-        )
-    except LeaseLost as exc:  # another replica leads now: stop before any more writes
+        stages.run(now or datetime.now(UTC))
+    except (LeaseLost, Fenced) as exc:  # another replica leads now: no more writes
         outcome.result = "lease-lost"
         outcome.message = str(exc)
         log.warning("pass_aborted_lease_lost", error=str(exc))
@@ -150,121 +152,171 @@ def run_pass(
     return outcome
 
 
-def _run(
-    settings: Settings,
-    source: GitSource,
-    api: BatchApi,
-    ledger: Ledger,
-    outcome: PassResult,
-    cache: ManifestCache,
-    now: datetime | None = None,
-    before_observe: Callable[[DesiredState], None] | None = None,
-) -> None:
-    pass_started = time.monotonic()  # the time budget (max_pass_seconds) counts from here
-    fetch_started = time.perf_counter()
-    try:
-        revision = source.update()
-        remembered = cache.remembered(revision, settings.policy_from)
-        snapshot = remembered[0] if remembered else source.snapshot(revision)
-    except SourceError as exc:
-        metrics.FETCH_ERRORS.labels(reason=exc.reason).inc()
-        metrics.SOURCE_READY.set(0)
-        outcome.result = "source-error"
-        outcome.message = str(exc)
-        # Nothing is planned or pruned: what is live stays as the last good revision left it.
-        log.warning(
-            "source_unavailable",
-            reason=exc.reason,
-            error=str(exc),
-            last_applied_revision=ledger.get_meta("last_applied_revision"),
-        )
-        return
-    finally:
-        metrics.FETCH_SECONDS.observe(time.perf_counter() - fetch_started)
-    metrics.SOURCE_READY.set(1)
-    outcome.revision, outcome.author = snapshot.revision, snapshot.author
-    outcome.committed_at = snapshot.committed_at
-    structlog.contextvars.bind_contextvars(revision=snapshot.revision[:12])
-    metrics.ATTEMPTED_REVISION.info({"revision": snapshot.revision})
+@dataclass
+class _Pass:
+    """The stages of one pass, in the order they run (``run`` reads top to bottom).
 
-    refused = refuse(settings, snapshot)  # unsigned head, too many files: apply nothing
-    if refused is not None:
-        outcome.result, outcome.message = refused
-        return
-    planning_only = "" if outcome.dry_run else assumed_ledger(ledger)
-    if planning_only:
-        outcome.result, outcome.message = "error", planning_only
-        log.error("ledger_for_plans_only", message=planning_only)
-        return
-    if remembered:
-        desired = remembered[1]
-    else:
-        desired = build_desired(
-            apply_policy(settings, snapshot, cache.load(snapshot, limits(settings)))
-        )
-        cache.remember(snapshot, settings.policy_from, desired)
-    # Cron templates -> one desired job per due tick (ledger-recorded; the planner stays pure).
-    desired = expand_schedules(
-        desired,
-        ledger,
-        now=now or datetime.now(UTC),
-        grace=timedelta(seconds=settings.schedule_grace),
-        record=not outcome.dry_run,
-    )
-    outcome.desired = desired
-    if not outcome.dry_run:
-        outcome.settled = settle_intents(api, ledger, grace=settings.settle_grace)
-        if before_observe is not None:
-            before_observe(desired)
-    refused_ledger = _ledger_lost(settings, api, ledger, desired)
-    if refused_ledger:
-        outcome.result, outcome.message = "error", refused_ledger
-        log.error("ledger_lost", message=refused_ledger)
-        return
-    observed = observe(api, ledger)
-    plan = plan_actions(desired, observed, plan_options(settings))
-    outcome.plan = plan
-    if plan.held:
-        log.warning("prunes_held", count=len(plan.held), reason=plan.held_reason)
-    if outcome.dry_run:
-        return
-    provenance = Provenance(snapshot.revision, snapshot.author, snapshot.committed_at)
-    applier = Applier(
-        api=api,
-        ledger=ledger,
-        provenance=provenance,
-        causes=_causes(snapshot, plan),
-        controller_id=settings.controller_id,
-        pass_id=outcome.pass_id,
-        concurrency=settings.concurrency,
-        progress_interval=settings.progress_interval,
-        deadline=pass_started + settings.max_pass_seconds if settings.max_pass_seconds else None,
-    )
-    outcome.results = applier.apply(plan, desired)
-    for key in plan.retire:
-        ledger.set_retired(*key, retired=True)
-    for key in plan.unretire:
-        ledger.set_retired(*key, retired=False)
-    failed = any(r.result in ("failed", "unknown", "skipped", "deferred") for r in outcome.results)
-    deferred = sum(r.result == "deferred" for r in outcome.results)
-    if deferred:
-        outcome.message = (
-            f"pass time budget ({settings.max_pass_seconds:g}s) used up: {deferred} actions "
-            "continue next pass"
-        )
-    if desired.errors or failed:
-        outcome.result = "degraded"
+    Each stage either hands its result to the next or ends the pass with the reason
+    in ``outcome``; nothing downstream calls back upstream.
+    """
 
+    settings: Settings
+    source: GitSource
+    api: BatchApi
+    ledger: Ledger
+    outcome: PassResult
+    cache: ManifestCache
+    fence: Fence | None = None
+    before_observe: Callable[[DesiredState], None] | None = None
+    started: float = field(default_factory=time.monotonic)  # the time budget counts from here
 
-def _ledger_lost(settings: Settings, api: BatchApi, ledger: Ledger, desired: DesiredState) -> str:
-    """Why an empty ledger must not be trusted this pass ('' if it may): see ledger_rebuild."""
-    try:
-        return ledger_loss(api, ledger, desired, settings.controller_id, settings.state)
-    except BatchError as exc:
-        return (
-            f"{settings.state}: the ledger is empty and AWS Batch could not be checked for "
-            f"jobs this controller already submitted ({exc}); trying again next pass"
+    def run(self, now: datetime) -> None:
+        dry_run = self.outcome.dry_run
+        read = self.read_source()  # 1. source: branch head -> snapshot
+        if read is None:
+            return
+        snapshot, remembered = read
+        if not self.admit(snapshot):  # 2. guard: signatures, size, a plans-only ledger
+            return
+        desired = remembered or self.desired_state(snapshot)  # 3. manifests -> policy -> desired
+        desired = expand_schedules(  # 4. schedules: cron templates -> one job per due tick
+            desired,
+            self.ledger,
+            now=now,
+            grace=timedelta(seconds=self.settings.schedule_grace),
+            record=not dry_run,
         )
+        self.outcome.desired = desired
+        if not dry_run:  # 5. settle: adopt or close submissions whose outcome is unknown
+            self.outcome.settled = settle_intents(
+                self.api,
+                self.ledger,
+                grace=self.settings.settle_grace,
+                horizon=self.settings.job_retention,
+            )
+            if self.before_observe is not None:
+                self.before_observe(desired)
+        if self.ledger_lost(desired):
+            return
+        observed = observe(self.api, self.ledger, record=not dry_run)  # 6. observe
+        plan = plan_actions(desired, observed, plan_options(self.settings))  # 7. plan
+        self.outcome.plan = plan
+        if plan.held:
+            log.warning("prunes_held", count=len(plan.held), reason=plan.held_reason)
+        if dry_run:
+            return
+        self.outcome.results = self.apply(snapshot, plan, desired)  # 8. apply
+        self.record(plan, desired)  # 9. record: bookkeeping and the pass's result
+
+    # --- 1. source ---
+    def read_source(self) -> tuple[Snapshot, DesiredState | None] | None:
+        """The revision to apply, and its desired state if the cache still holds it."""
+        fetch_started = time.perf_counter()
+        try:
+            revision = self.source.update()
+            remembered = self.cache.remembered(revision, self.settings.policy_from)
+            snapshot = remembered[0] if remembered else self.source.snapshot(revision)
+        except SourceError as exc:
+            metrics.FETCH_ERRORS.labels(reason=exc.reason).inc()
+            metrics.SOURCE_READY.set(0)
+            self.outcome.result = "source-error"
+            self.outcome.message = str(exc)
+            # Nothing is planned or pruned: what is live stays as the last good revision
+            # left it.
+            log.warning(
+                "source_unavailable",
+                reason=exc.reason,
+                error=str(exc),
+                last_applied_revision=self.ledger.get_meta("last_applied_revision"),
+            )
+            return None
+        finally:
+            metrics.FETCH_SECONDS.observe(time.perf_counter() - fetch_started)
+        metrics.SOURCE_READY.set(1)
+        self.outcome.revision, self.outcome.author = snapshot.revision, snapshot.author
+        self.outcome.committed_at = snapshot.committed_at
+        structlog.contextvars.bind_contextvars(revision=snapshot.revision[:12])
+        metrics.ATTEMPTED_REVISION.info({"revision": snapshot.revision})
+        return snapshot, remembered[1] if remembered else None
+
+    # --- 2. guard ---
+    def admit(self, snapshot: Snapshot) -> bool:
+        refused = refuse(self.settings, snapshot)  # unsigned head, too many files
+        if refused is not None:
+            self.outcome.result, self.outcome.message = refused
+            return False
+        planning_only = "" if self.outcome.dry_run else assumed_ledger(self.ledger)
+        if planning_only:
+            self.outcome.result, self.outcome.message = "error", planning_only
+            log.error("ledger_for_plans_only", message=planning_only)
+            return False
+        return True
+
+    # --- 3. manifests -> policy -> desired ---
+    def desired_state(self, snapshot: Snapshot) -> DesiredState:
+        loaded = self.cache.load(snapshot, limits(self.settings))
+        desired = build_desired(apply_policy(self.settings, snapshot, loaded))
+        self.cache.remember(snapshot, self.settings.policy_from, desired)
+        return desired
+
+    # --- 5b. an empty ledger next to our traces in AWS ---
+    def ledger_lost(self, desired: DesiredState) -> bool:
+        """True (and the pass ends) when an empty ledger must not be trusted."""
+        try:
+            why = ledger_loss(
+                self.api,
+                self.ledger,
+                desired,
+                self.settings.controller_id,
+                self.ledger.location,
+            )
+        except BatchError as exc:
+            why = (
+                f"{self.ledger.location}: the ledger is empty and AWS Batch could not be "
+                f"checked for jobs or definitions this controller already made ({exc}); "
+                "trying again next pass"
+            )
+        if why:
+            self.outcome.result, self.outcome.message = "error", why
+            log.error("ledger_lost", message=why)
+        return bool(why)
+
+    # --- 8. apply ---
+    def apply(self, snapshot: Snapshot, plan: Plan, desired: DesiredState) -> list[ActionResult]:
+        budget = self.settings.max_pass_seconds
+        applier = Applier(
+            api=self.api,
+            ledger=self.ledger,
+            provenance=Provenance(snapshot.revision, snapshot.author, snapshot.committed_at),
+            causes=_causes(snapshot, plan),
+            controller_id=self.settings.controller_id,
+            pass_id=self.outcome.pass_id,
+            concurrency=self.settings.concurrency,
+            progress_interval=self.settings.progress_interval,
+            deadline=self.started + budget if budget else None,
+            fence=self.fence,
+        )
+        return applier.apply(plan, desired)
+
+    # --- 9. record ---
+    def record(self, plan: Plan, desired: DesiredState) -> None:
+        for key in plan.retire:
+            self.ledger.set_retired(*key, retired=True)
+        for key in plan.unretire:
+            self.ledger.set_retired(*key, retired=False)
+        for key, manifest in plan.moved.items():  # renamed manifests keep their run
+            self.ledger.set_manifest(*key, manifest)
+            log.info("manifest_moved", queue=key[0], job_name=key[1], manifest=manifest)
+        results = self.outcome.results
+        failed = any(r.result in ("failed", "unknown", "skipped", "deferred") for r in results)
+        deferred = sum(r.result == "deferred" for r in results)
+        if deferred:
+            self.outcome.message = (
+                f"pass time budget ({self.settings.max_pass_seconds:g}s) used up: {deferred} "
+                "actions continue next pass"
+            )
+        if desired.errors or failed:
+            self.outcome.result = "degraded"
 
 
 def _causes(snapshot: Snapshot, plan: Plan) -> dict[str, Provenance]:

@@ -30,8 +30,10 @@ Phase = Literal["active", "finished", "absent", "unknown"]
 @dataclass(frozen=True)
 class ObservedJob:
     record: JobRecord
-    # Fresh AWS status; None when it could not be read this pass.
+    # Fresh AWS status; None when it could not be read this pass. For a run AWS did
+    # not return (``visible`` False) the last status seen: late is not gone.
     status: str | None
+    visible: bool = True
 
     @property
     def phase(self) -> Phase:
@@ -59,6 +61,10 @@ class Action:
     aws_id: str = ""  # job ID or definition ARN acted on
     job: DesiredJob | None = None
     definition: DesiredDefinition | None = None
+    # submit: the token of the key's current run this submission replaces (None: the key
+    # has none). The ledger writes the intent only if that is still so, so of two writers
+    # that planned from the same state only one can submit.
+    replaces: str | None = None
 
     @property
     def is_prune(self) -> bool:
@@ -96,6 +102,9 @@ class Plan:
     retire: list[JobKey] = field(default_factory=list)
     # Re-added manifests whose earlier run matches: bookkeeping only.
     unretire: list[JobKey] = field(default_factory=list)
+    # Renamed manifests (same identity, new path): the current run follows the file, so
+    # an invalid file at the new path protects it as it did at the old one.
+    moved: dict[JobKey, str] = field(default_factory=dict)
     # Keys left alone this pass and why (status unknown, ...).
     waiting: dict[str, str] = field(default_factory=dict)
 
@@ -165,8 +174,10 @@ def plan_actions(
         have = observed.jobs.get(key)
         label = f"{key[0]}/{key[1]}"
         if want is not None:
+            if have is not None and have.record.manifest != want.manifest:
+                plan.moved[key] = want.manifest
             if have is None or have.phase == "absent":
-                submits.append(_submit(want, "new" if have is None else "retry"))
+                submits.append(_submit(want, "new" if have is None else "retry", have))
             elif have.phase == "unknown":
                 plan.waiting[label] = "status of the current run is unknown"
             elif have.record.spec_hash == want.spec_hash:
@@ -175,7 +186,7 @@ def plan_actions(
             else:
                 if have.phase == "active" and want.options.on_change == "replace":
                     stops.append(stop_action(have, have.record.manifest, "replaced"))
-                submits.append(_submit(want, "changed"))
+                submits.append(_submit(want, "changed", have))
             continue
         assert have is not None
         if have.record.retired or have.record.manifest in desired.invalid_paths:
@@ -200,9 +211,16 @@ def plan_actions(
     return plan
 
 
-def _submit(want: DesiredJob, reason: str) -> Action:
+def _submit(want: DesiredJob, reason: str, have: ObservedJob | None) -> Action:
     return Action(
-        "submit", "job", want.name, want.manifest, queue=want.queue, reason=reason, job=want
+        "submit",
+        "job",
+        want.name,
+        want.manifest,
+        queue=want.queue,
+        reason=reason,
+        job=want,
+        replaces=have.record.token if have is not None else None,
     )
 
 

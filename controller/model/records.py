@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 
@@ -25,10 +26,20 @@ class JobRecord:
     retired: bool
     created_at: float
     updated_at: float
+    # When AWS last returned this run (DescribeJobs), and since when reads have not
+    # returned it (0.0: visible, or never asked). AWS lists new jobs late: a run it does
+    # not return is "not visible yet", never finished (see controller.engine.observe).
+    seen_at: float = 0.0
+    missing_since: float = 0.0
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.queue, self.name)
+
+    @property
+    def not_visible(self) -> bool:
+        """AWS did not return this run on the last read (its status is the last one seen)."""
+        return self.missing_since > 0
 
 
 @dataclass(frozen=True)
@@ -91,3 +102,49 @@ class ScheduleUpdate:
     since: float
     last_tick: float | None  # None: keep the recorded one
     tick: TickRow | None  # the tick decided this pass, if any
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """What one read of AWS said about one run we hold the ID of.
+
+    ``seen``: AWS returned it, and ``status``/``reason``/``array_summary`` are fresh.
+    Not seen: AWS did not return it (late listing, or a finished job aged out): the
+    store keeps the last status and records since when it is missing.
+    """
+
+    job_id: str
+    seen: bool
+    status: str = ""
+    reason: str | None = None
+    array_summary: str | None = None  # JSON of arrayProperties.statusSummary
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A writer's proof of leadership, checked atomically with every claim it writes.
+
+    The shared store's lease item ``name`` in ``table`` must still be held by
+    ``holder`` in ``term`` (a number that grows with every change of leader), or the
+    write fails: a deposed leader that wakes up late cannot submit anything.
+    """
+
+    table: str
+    name: str
+    holder: str
+    term: int
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a writer lock, for the message a waiting writer shows."""
+
+    host: str
+    pid: int
+    since: float  # epoch seconds
+    purpose: str = ""  # the command: run, reconcile, ledger rebuild, ...
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.since))
+        what = f"`{self.purpose}` " if self.purpose else ""
+        return f"{what}on {self.host}, pid {self.pid}, since {when}"

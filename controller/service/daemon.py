@@ -27,9 +27,10 @@ from controller.service.webhook import webhook_routes
 from controller.settings import Settings
 from controller.source.manifest_cache import ManifestCache
 from controller.source.repository import make_source
-from controller.state.ledger import Ledger
+from controller.state.ledger import Ledger, WriterBusy
 from controller.state.retention import prune_if_due
 from controller.state.takeover import catch_up
+from controller.state.writer import writing
 
 log = structlog.get_logger(__name__)
 JOB_ID = "reconcile"
@@ -63,14 +64,22 @@ class Daemon:
         standby = self._standby()
         if standby is not None:
             return standby
-        outcome = run_pass(
-            self.settings,
-            self.source,
-            self.api,
-            self.ledger,
-            cache=self.cache,
-            before_observe=self._catch_up_if_new_term(),
-        )
+        try:
+            # One writer per ledger: a manual `reconcile` (or a second daemon on the same
+            # file) holds it for its pass; this pass waits a while, then tries next time.
+            with writing(self.ledger, "run", wait=min(self.settings.interval, 60.0)) as fence:
+                outcome = run_pass(
+                    self.settings,
+                    self.source,
+                    self.api,
+                    self.ledger,
+                    cache=self.cache,
+                    before_observe=self._catch_up_if_new_term(),
+                    fence=fence,
+                )
+        except WriterBusy as exc:
+            outcome = PassResult(pass_id="", result="busy", message=str(exc))
+            log.warning("pass_skipped_writer_busy", message=str(exc))
         self.passes += 1
         self.health.update(
             result=outcome.result, revision=outcome.revision, message=outcome.message

@@ -16,20 +16,65 @@ talks to a store only through these methods and the plain values of
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any, Final, Protocol
 
 from controller.model.records import (
     DefinitionRecord,
+    Fence,
+    Holder,
     JobRecord,
     Provenance,
     ScheduleRow,
     ScheduleUpdate,
+    StatusUpdate,
     TickRow,
 )
+
+# ``record_intent(replaces=ANY_RUN)``: write without comparing the key's current run
+# (ledger rebuild, which holds the writer lock and replays history oldest first).
+ANY_RUN: Final = "*"
+# Meta key set before a store's first AWS write that leaves no record of its own first
+# (RegisterJobDefinition): a ledger whose first pass crashed right after registering is
+# not "empty", so the lost-ledger guard adopts that definition instead of refusing.
+WRITES_SENT_META: Final = "writes_sent"
 
 
 class LedgerError(Exception):
     """The ledger cannot be used; the message says what to do."""
+
+
+class ClaimConflict(LedgerError):
+    """Another writer changed this job key's current run since the plan was made: its
+    claim won, this submission must not be sent."""
+
+
+class Fenced(LedgerError):
+    """This writer's fencing token is stale: another replica leads now."""
+
+
+class WriterBusy(LedgerError):
+    """Another process holds the store's writer lock (``holder`` says who, if known)."""
+
+    def __init__(self, message: str, holder: Holder | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class WriterLock(Protocol):
+    """The store's single-writer lock: every command that writes AWS or the ledger holds
+    it for its whole pass (SQLite: an OS lock on the file; DynamoDB: the lease)."""
+
+    def acquire(self, wait: float = 0.0) -> Fence | None:
+        """Take the lock, waiting at most ``wait`` seconds; the fence to write with (None
+        where the lock itself excludes every other writer). Raises :class:`WriterBusy`."""
+        ...
+
+    def release(self) -> None: ...
+
+    def holder(self) -> Holder | None:
+        """Who holds the lock now, if anyone (for messages)."""
+        ...
 
 
 @dataclass
@@ -57,6 +102,14 @@ class Ledger(Protocol):
 
     def close(self) -> None: ...
 
+    def writer_lock(self, purpose: str) -> WriterLock:
+        """The lock a writing command holds for its whole pass (``purpose`` names it)."""
+        ...
+
+    def backup(self, destination: Path) -> None:
+        """A consistent copy of the whole ledger, safe while a writer is running."""
+        ...
+
     # --- meta: small named values (last applied revision, markers) ---
     def get_meta(self, key: str) -> str | None: ...
 
@@ -76,7 +129,8 @@ class Ledger(Protocol):
         ...
 
     def is_empty(self) -> bool:
-        """No job and no definition ever recorded: a new store (or a lost one)."""
+        """No job, no definition and no write ever recorded (:data:`WRITES_SENT_META`):
+        a new store, or a lost one."""
         ...
 
     def open_intents(self) -> list[JobRecord]:
@@ -102,8 +156,16 @@ class Ledger(Protocol):
         spec_hash: str,
         prune: bool,
         provenance: Provenance,
+        replaces: str | None = ANY_RUN,
+        fence: Fence | None = None,
     ) -> None:
-        """Durably, before SubmitJob: this run becomes the key's current one."""
+        """Durably, before SubmitJob: this run becomes the key's current one.
+
+        A claim only one writer can win: ``replaces`` is the token of the current run
+        the plan saw (None: the key had none); if the key's current run is another one
+        now, :class:`ClaimConflict` is raised and nothing is written. ``fence`` (shared
+        stores) is checked in the same atomic write (:class:`Fenced`).
+        """
         ...
 
     def record_submitted(self, token: str, job_id: str, status: str = "SUBMITTED") -> None: ...
@@ -112,8 +174,9 @@ class Ledger(Protocol):
         """Close an intent that did not make a job: ``rejected`` or ``lost``."""
         ...
 
-    def update_statuses(self, updates: list[tuple[str, str, str | None, str | None]]) -> None:
-        """``(job_id, status, reason, array summary JSON)``, all at once."""
+    def update_statuses(self, updates: list[StatusUpdate], now: float) -> None:
+        """One read of AWS, all at once: fresh statuses for the runs it returned
+        (``seen_at=now``), ``missing_since`` for those it did not (status kept)."""
         ...
 
     def record_status(self, job_id: str, status: str, reason: str | None = None) -> None:
@@ -122,6 +185,10 @@ class Ledger(Protocol):
 
     def set_retired(self, queue: str, name: str, retired: bool) -> None:
         """Mark a key's current run as belonging to a removed manifest (or not any more)."""
+        ...
+
+    def set_manifest(self, queue: str, name: str, manifest: str) -> None:
+        """The key's manifest moved to ``manifest`` (a rename): its current run follows."""
         ...
 
     # --- definitions ---

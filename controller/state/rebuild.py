@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -158,6 +157,7 @@ def rebuild(
     desired: DesiredState | None = None,
     *,
     assume_applied: str | None = None,
+    plans_only: bool = True,
     progress_interval: float = DEFAULT_INTERVAL,
 ) -> RebuildResult:
     """Fill an empty ledger from AWS tags. Raises LedgerNotEmpty or BatchError.
@@ -207,16 +207,27 @@ def rebuild(
             ledger.record_deregistered(str(definition["jobDefinitionArn"]))
         result.definitions += 1
     if assume_applied is not None and desired is not None:
-        result.assumed = _assume_applied(ledger, desired, set(runs), assume_applied)
+        result.assumed = _assume_applied(
+            ledger, desired, set(runs), assume_applied, plans_only=plans_only
+        )
     ledger.set_meta("rebuilt_from_aws", ",".join(result.queues))
     log.info("ledger_rebuilt", **result.as_dict())
     return result
 
 
 def _assume_applied(
-    ledger: Ledger, desired: DesiredState, found: set[tuple[str, str]], revision: str
+    ledger: Ledger,
+    desired: DesiredState,
+    found: set[tuple[str, str]],
+    revision: str,
+    *,
+    plans_only: bool = True,
 ) -> int:
-    """Record each job of ``desired`` without a run in AWS as run and forgotten."""
+    """Record each job of ``desired`` without a run in AWS as run and forgotten.
+
+    ``plans_only``: mark the ledger so no pass applies with it (a pull request's plan
+    in CI); otherwise it is the controller's own ledger, recovered (``--recover``).
+    """
     assumed = 0
     for key, want in sorted(desired.jobs.items()):
         if key in found:
@@ -233,7 +244,8 @@ def _assume_applied(
         )
         ledger.record_submitted(token, token, FORGOTTEN)
         assumed += 1
-    ledger.set_meta(ASSUMED_META, revision)
+    if plans_only:
+        ledger.set_meta(ASSUMED_META, revision)
     return assumed
 
 
@@ -250,21 +262,37 @@ def assumed_ledger(ledger: Ledger) -> str:
 
 
 def ledger_loss(
-    api: BatchApi, ledger: Ledger, desired: DesiredState, controller_id: str, state: Path
+    api: BatchApi, ledger: Ledger, desired: DesiredState, controller_id: str, state: str
 ) -> str:
-    """Why this pass must not run on an empty ledger, or '' if it may (BatchError if unsure)."""
-    if not desired.jobs or not ledger.is_empty():
+    """Why this pass must not run on an empty ledger, or '' if it may (BatchError if unsure).
+
+    Every trace AWS keeps counts: managed jobs in the queues the pass would submit to
+    (AWS forgets finished ones after about a week), and managed job definitions (AWS
+    never forgets an ACTIVE definition). Either proves the ledger existed.
+    """
+    if not (desired.jobs or desired.definitions) or not ledger.is_empty():
         return ""
-    queues = {key[0] for key in desired.jobs}
-    found, _ = managed_jobs(api, queues, controller_id, first_only=True)
-    if not found:
+    evidence = ""
+    for definition in api.describe_job_definitions(status="ACTIVE"):
+        if is_managed(definition.get("tags"), controller_id):
+            evidence = f"job definition {definition.get('jobDefinitionArn')}"
+            break
+    if not evidence and desired.jobs:
+        found, _ = managed_jobs(
+            api, {key[0] for key in desired.jobs}, controller_id, first_only=True
+        )
+        if found:
+            queue, example = found[0]
+            evidence = f"job {example['jobName']} {example['jobId']} in {queue}"
+    if not evidence:
         return ""
-    queue, example = found[0]
     return (
-        f"{state}: the ledger is empty, but AWS Batch already holds jobs tagged "
-        f"{MANAGED_BY_TAG}={controller_id} (e.g. {example['jobName']} "
-        f"{example['jobId']} in {queue}): the ledger "
-        "file was lost or --state points at the wrong file, and submitting now would run "
-        f"every job again. Recover it with `batch-gitops ledger rebuild --state {state}` "
-        "(same --repo), then reconcile."
+        f"{state}: the ledger is empty, but AWS Batch already holds resources tagged "
+        f"{MANAGED_BY_TAG}={controller_id} (e.g. {evidence}): the ledger was lost or "
+        "--state points at the wrong place, and submitting now would run every job again "
+        "(including those AWS has already forgotten). Restore it from a backup "
+        "(`batch-gitops ledger backup`), or recover it with `batch-gitops ledger rebuild "
+        f"--recover --state {state}` (same --repo: jobs AWS no longer lists are recorded "
+        "as already run), then reconcile. If another repository uses this "
+        "controller id in the same account, give this one its own --controller-id."
     )

@@ -23,15 +23,34 @@ from typing import Any
 from controller.model.jobstatus import FINISHED_STATUSES
 from controller.model.records import (
     DefinitionRecord,
+    Fence,
     JobRecord,
     Provenance,
     ScheduleRow,
     ScheduleUpdate,
+    StatusUpdate,
     TickRow,
 )
-from controller.state.ledger import LedgerError, PruneResult
+from controller.state.file_lock import FileWriterLock
+from controller.state.ledger import (
+    ANY_RUN,
+    WRITES_SENT_META,
+    ClaimConflict,
+    LedgerError,
+    PruneResult,
+    WriterLock,
+)
 
-SCHEMA_VERSION = 1
+# The schema this controller writes; ``PRAGMA user_version`` of the file. Each step of
+# MIGRATIONS upgrades a file from the version before it, in place, in one transaction.
+SCHEMA_VERSION = 2
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # 2: jobs remember when AWS last returned them, and since when it has not.
+    2: (
+        "ALTER TABLE jobs ADD COLUMN seen_at REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN missing_since REAL NOT NULL DEFAULT 0",
+    ),
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,7 +73,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     retired INTEGER NOT NULL DEFAULT 0,
     message TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    seen_at REAL NOT NULL DEFAULT 0,        -- when AWS last returned it
+    missing_since REAL NOT NULL DEFAULT 0   -- since when reads have not (0: visible)
 );
 CREATE INDEX IF NOT EXISTS jobs_current ON jobs (queue, name, is_current);
 CREATE INDEX IF NOT EXISTS jobs_job_id ON jobs (job_id);
@@ -148,15 +169,7 @@ class SqliteLedger:
             check = self.db.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise sqlite3.DatabaseError(f"integrity check failed: {check}")
-            self.db.executescript(SCHEMA)
-            version = self.get_meta("schema_version")
-            if version is None:
-                self.set_meta("schema_version", str(SCHEMA_VERSION))
-            elif int(version) > SCHEMA_VERSION:
-                raise LedgerError(
-                    f"{self.path}: ledger schema {version} is newer than this controller "
-                    f"({SCHEMA_VERSION}); upgrade batch-gitops"
-                )
+            self._upgrade()
         except sqlite3.DatabaseError as exc:
             raise LedgerError(
                 f"{self.path}: cannot open the ledger ({exc}). Move the file aside (keep it "
@@ -165,9 +178,63 @@ class SqliteLedger:
                 "it aside for you)."
             ) from exc
 
+    def _version(self) -> int:
+        """The file's schema version (0: a new, empty file)."""
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if version:
+            return version
+        # Before user_version was used (schema 1), the version lived in the meta table.
+        has_meta = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _upgrade(self) -> None:
+        """Create a new file at the newest schema, or migrate an older one in place.
+
+        Before a migration the file is copied (SQLite's backup API) to
+        ``<ledger>.v<old>.bak``: a downgrade, or a migration gone wrong, has a way back.
+        """
+        version = self._version()
+        if version > SCHEMA_VERSION:
+            raise LedgerError(
+                f"{self.path}: ledger schema {version} is newer than this controller "
+                f"({SCHEMA_VERSION}); upgrade batch-gitops"
+            )
+        if 0 < version < SCHEMA_VERSION:
+            if str(self.path) != ":memory:":
+                self.backup(self.path.with_name(f"{self.path.name}.v{version}.bak"))
+            with self.transaction() as db:
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS.get(step, ()):
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self.db.executescript(SCHEMA)  # tables and indexes a migration did not create
+        if version != SCHEMA_VERSION:
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.set_meta("schema_version", str(SCHEMA_VERSION))
+
     @property
     def location(self) -> str:
         return str(self.path)
+
+    def writer_lock(self, purpose: str) -> WriterLock:
+        """An OS lock on ``<ledger>.lock`` (see :mod:`controller.state.file_lock`)."""
+        return FileWriterLock(self.path, purpose)
+
+    def backup(self, destination: Path) -> None:
+        """SQLite's online backup API: a consistent copy even while the daemon writes
+        (a plain ``cp`` of a WAL-mode file can miss everything still in the WAL)."""
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        target = sqlite3.connect(str(destination))
+        try:
+            with self.lock:
+                self.db.backup(target)
+        finally:
+            target.close()
 
     def close(self) -> None:
         with self.lock:
@@ -224,10 +291,12 @@ class SqliteLedger:
         return [_job(row) for row in rows]
 
     def is_empty(self) -> bool:
-        """No job and no definition ever recorded: a new file (or a lost one)."""
+        """No job, no definition, no write ever recorded: a new file (or a lost one)."""
         with self.lock:
             row = self.db.execute(
-                "SELECT EXISTS(SELECT 1 FROM jobs) OR EXISTS(SELECT 1 FROM definitions)"
+                "SELECT EXISTS(SELECT 1 FROM jobs) OR EXISTS(SELECT 1 FROM definitions) "
+                "OR EXISTS(SELECT 1 FROM meta WHERE key=?)",
+                (WRITES_SENT_META,),
             ).fetchone()
         return not row[0]
 
@@ -272,14 +341,29 @@ class SqliteLedger:
         spec_hash: str,
         prune: bool,
         provenance: Provenance,
+        replaces: str | None = ANY_RUN,
+        fence: Fence | None = None,
     ) -> None:
-        """Before SubmitJob: this run becomes the key's current one."""
+        """Before SubmitJob: this run becomes the key's current one, if the current run
+        is still the one the plan saw (``replaces``). ``fence`` needs no check here: the
+        file's writer lock already excludes every other writer."""
         now = time.time()
         with self.lock:
             # fsync this commit (and the WAL before it) before SubmitJob may be sent.
             self.db.execute("PRAGMA synchronous=FULL")
             try:
                 with self.transaction() as db:
+                    if replaces != ANY_RUN:
+                        row = db.execute(
+                            "SELECT token FROM jobs WHERE queue=? AND name=? AND is_current=1",
+                            (queue, name),
+                        ).fetchone()
+                        current = None if row is None else str(row[0])
+                        if current != replaces:
+                            raise ClaimConflict(
+                                f"{queue}/{name}: another writer recorded a new run "
+                                f"({current}) since this pass planned; not submitting"
+                            )
                     db.execute(
                         "UPDATE jobs SET is_current=0, updated_at=? WHERE queue=? AND name=? "
                         "AND is_current=1",
@@ -321,28 +405,32 @@ class SqliteLedger:
                 (state, message, time.time(), token),
             )
 
-    def update_statuses(self, updates: list[tuple[str, str, str | None, str | None]]) -> None:
-        """``(job_id, status, reason, array summary JSON)`` in one transaction."""
+    def update_statuses(self, updates: list[StatusUpdate], now: float) -> None:
+        """One read of AWS in one transaction: fresh statuses for the runs it returned,
+        ``missing_since`` (first miss kept) for those it did not."""
         if not updates:
             return
-        now = time.time()
+        seen = [u for u in updates if u.seen]
+        missing = [u.job_id for u in updates if not u.seen]
         with self.transaction() as db:
             db.executemany(
-                "UPDATE jobs SET status=?, status_reason=?, array_summary=?, updated_at=? "
-                "WHERE job_id=?",
-                [
-                    (status, reason, summary, now, job_id)
-                    for job_id, status, reason, summary in updates
-                ],
+                "UPDATE jobs SET status=?, status_reason=?, array_summary=?, updated_at=?, "
+                "seen_at=?, missing_since=0 WHERE job_id=?",
+                [(u.status, u.reason, u.array_summary, now, now, u.job_id) for u in seen],
+            )
+            db.executemany(
+                "UPDATE jobs SET missing_since=?, updated_at=? WHERE job_id=? AND missing_since=0",
+                [(now, now, job_id) for job_id in missing],
             )
 
     def record_status(self, job_id: str, status: str, reason: str | None = None) -> None:
         """One job's status as seen right after we acted on it (array summary untouched)."""
+        now = time.time()
         with self.lock:
             self.db.execute(
                 "UPDATE jobs SET status=?, status_reason=COALESCE(?, status_reason), "
-                "updated_at=? WHERE job_id=?",
-                (status, reason, time.time(), job_id),
+                "updated_at=?, seen_at=?, missing_since=0 WHERE job_id=?",
+                (status, reason, now, now, job_id),
             )
 
     def set_retired(self, queue: str, name: str, retired: bool) -> None:
@@ -354,6 +442,14 @@ class SqliteLedger:
             self.db.execute(
                 "UPDATE jobs SET retired=?, updated_at=? WHERE queue=? AND name=? AND is_current=1",
                 (int(retired), time.time(), queue, name),
+            )
+
+    def set_manifest(self, queue: str, name: str, manifest: str) -> None:
+        with self.lock:
+            self.db.execute(
+                "UPDATE jobs SET manifest=?, updated_at=? WHERE queue=? AND name=? "
+                "AND is_current=1",
+                (manifest, time.time(), queue, name),
             )
 
     # --- definitions ---
@@ -645,6 +741,8 @@ def _job(row: sqlite3.Row) -> JobRecord:
         retired=bool(row["retired"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        seen_at=row["seen_at"],
+        missing_since=row["missing_since"],
     )
 
 

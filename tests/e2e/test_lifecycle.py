@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from controller.demo import backend as demo_backend
+from controller.model.records import StatusUpdate
 from tests.conftest import Controller, GitRepo, WriteCounter
 
 JOB = {"jobName": "train", "jobQueue": "test-queue", "jobDefinition": "trainer"}
@@ -92,7 +93,7 @@ def test_cancel_escalates_when_the_job_started_meanwhile(
     controller.reconcile()
     job_id = current_id(controller)
     wait_status(job_id, "RUNNING")
-    controller.ledger.update_statuses([(job_id, "RUNNABLE", None, None)])
+    controller.ledger.update_statuses([StatusUpdate(job_id, seen=True, status="RUNNABLE")], 0.0)
     # The observe step would refresh the status; make it see the stale one by
     # stopping before it: plan from the ledger, then apply.
     from controller.engine.apply import Applier

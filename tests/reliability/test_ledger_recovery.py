@@ -109,7 +109,7 @@ def test_lost_ledger_refuses_to_run_blind_then_rebuild_makes_the_next_pass_write
     body = json.loads(refused.stdout)
     assert body["result"] == "error" and body["actions"] == []
     assert f"{state}: the ledger is empty" in body["message"]
-    assert f"batch-gitops ledger rebuild --state {state}" in body["message"]
+    assert f"batch-gitops ledger rebuild --recover --state {state}" in body["message"]
     assert managed_jobs(batch) == before  # nothing was submitted again
 
     drop_ledger(state)
