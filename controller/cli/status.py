@@ -38,6 +38,7 @@ _COLORS = {
     "RUNNING": "cyan",
     "STARTING": "cyan",
     "FORGOTTEN": "dim",
+    "NOT VISIBLE YET": "yellow",
 }
 
 

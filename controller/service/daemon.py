@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from controller import metrics
 from controller.aws.batch import BatchApi
 from controller.aws.lease import LeaseError, LeaseKeeper, guard_writes, make_lease
 from controller.engine.reconcile import PassResult, run_pass
@@ -79,6 +80,7 @@ class Daemon:
                 )
         except WriterBusy as exc:
             outcome = PassResult(pass_id="", result="busy", message=str(exc))
+            metrics.WRITER_BUSY.inc()
             log.warning("pass_skipped_writer_busy", message=str(exc))
         self.passes += 1
         self.health.update(
