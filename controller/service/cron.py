@@ -23,7 +23,7 @@ from controller.model.schedule_rules import CronSchedule, ScheduleOptions
 TRIGGER_PREFIX = "schedule:"
 
 
-class StandardCronTrigger(BaseTrigger):
+class StandardCronTrigger(BaseTrigger):  # type: ignore[misc]  # APScheduler 3 is untyped
     """An APScheduler 3 trigger that fires on a :class:`CronSchedule`'s ticks."""
 
     __slots__ = ("cron",)
