@@ -68,15 +68,13 @@ def shown(value: Any) -> str:
     return text if len(text) <= _SHOWN else text[: _SHOWN - 4] + "...'"
 
 
-def _case_pattern(values: list[str]) -> str:
+def any_case_pattern(values: list[str]) -> str:
     """A JSON Schema (ECMA 262) pattern matching any of ``values`` in any case."""
 
     def letters(word: str) -> str:
-        return "".join(
-            f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word
-        )
+        return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in word)
 
-    return "^(" + "|".join(letters(v) for v in values) + ")$"
+    return "(" + "|".join(letters(v) for v in values) + ")"
 
 
 @dataclass(frozen=True)
@@ -129,10 +127,21 @@ class Rule:
         """The same rule as a JSON Schema (draft-07) fragment."""
         if self.keyword == "enumIgnoringCase":
             # Completion from the enum; any case from the pattern.
-            return {"anyOf": [{"enum": list(self.value)}, {"pattern": _case_pattern(self.value)}]}
+            return {
+                "anyOf": [
+                    {"enum": list(self.value)},
+                    {"pattern": "^" + any_case_pattern(self.value) + "$"},
+                ]
+            }
         if self.keyword == "notPrefix":
-            return {"not": {"pattern": "^" + re.escape(self.value)}}
+            return {"not": {"pattern": "^" + _ecma_escape(self.value)}}
         return {self.keyword: self.value}
+
+
+def _ecma_escape(text: str) -> str:
+    """Escape regex metacharacters the way both Python and ECMA 262 read them
+    (``re.escape`` also escapes ``-``, which a unicode-mode JavaScript regex refuses)."""
+    return re.sub(r"([.^$*+?()\[\]{}|\\/])", r"\\\1", text)
 
 
 def _size(value: Any) -> int:
@@ -285,7 +294,7 @@ def member_rules(owner: str | None, member: str | None, shape: Shape) -> MemberR
     rules = shape_rules(shape)
     key_rules: list[Rule] = []
     if shape.type_name == "map":
-        key_rules += shape_rules(shape.key)  # type: ignore[attr-defined]
+        key_rules += shape_rules(shape.key)
     if owner is not None and member is not None:
         rules += _documented().get((owner, member), ())
         ours, ours_on_keys = CONTROLLER.get((owner, member), ((), ()))

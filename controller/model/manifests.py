@@ -354,7 +354,7 @@ def validate_request(
             return
         yield from _rule_problems(value, rules.rules, where)
         for index, item in enumerate(value):
-            yield from validate_request(item, shape.member, f"{where}[{index}]")  # type: ignore[attr-defined]
+            yield from validate_request(item, shape.member, f"{where}[{index}]")
     elif kind == "map":
         if not isinstance(value, dict):
             yield where, f"must be an object, not {_type_name(value)}"
@@ -365,7 +365,7 @@ def validate_request(
                 yield where, f"keys must be strings, not {_type_name(key)}"
                 continue
             yield from _rule_problems(key, rules.key_rules, f"{where}.{key}")
-            yield from validate_request(item, shape.value, f"{where}.{key}")  # type: ignore[attr-defined]
+            yield from validate_request(item, shape.value, f"{where}.{key}")
     elif kind == "string":
         if not isinstance(value, str):
             yield where, f"must be a string, not {_type_name(value)}"

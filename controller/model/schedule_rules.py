@@ -24,6 +24,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from controller.model.constraints import any_case_pattern
+
 TICK_FORMAT = "%Y%m%dT%H%MZ"
 # "-" + TICK_FORMAT rendered: what a tick adds to the template's jobName.
 TICK_SUFFIX_LENGTH = 15
@@ -42,6 +44,10 @@ MACROS = {
     "@hourly": "0 * * * *",
 }
 
+# What JSON Schema can say about a cron expression (the editor schema): a nickname or
+# five fields. Field values (minute 61, weekday 8) are checked by cronsim at run time.
+CRON_SHAPE = r"^\s*(" + any_case_pattern(list(MACROS)) + r"|\S+(\s+\S+){4})\s*$"
+
 TickOutcome = Literal["run", "skipped"]
 
 
@@ -54,7 +60,8 @@ class ScheduleOptions(BaseModel):
         description="crontab(5) expression: five fields (minute hour day-of-month month "
         "day-of-week; 0 and 7 are Sunday; names such as MON-FRI and JAN; ranges, lists, steps) "
         "or @yearly, @monthly, @weekly, @daily, @hourly. E.g. '0 2 * * 1-5': 02:00 Monday to "
-        "Friday."
+        "Friday.",
+        json_schema_extra={"pattern": CRON_SHAPE},
     )
     timezone: str = Field("UTC", description="IANA time zone the cron expression is read in.")
     catch_up: bool = Field(
