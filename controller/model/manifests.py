@@ -429,11 +429,15 @@ def load_manifest(
                 )
         if not isinstance(document.get("spec"), dict):
             envelope_errors.append(ManifestError(path, "spec", "must be an object"))
+        if "metadata" in document and not isinstance(document["metadata"], dict):
+            message = f"must be an object, not {_type_name(document['metadata'])}"
+            envelope_errors.append(ManifestError(path, "metadata", message))
         if envelope_errors:
             return envelope_errors
         kind: Kind = ENVELOPE_KIND[str(kind_name)]
         request = document["spec"]
-        options_raw = document.get("options") or {}
+        options_raw = document.get("options")
+        options_raw = {} if options_raw is None else options_raw
         prefix = "spec."
     else:
         inferred = infer_kind(document)
@@ -458,8 +462,8 @@ def load_manifest(
         options = model.model_validate(options_raw)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = ".".join(str(part) for part in err["loc"])
-            errors.append(ManifestError(path, f"options.{loc}", err["msg"]))
+            loc = "".join(f".{part}" for part in err["loc"])
+            errors.append(ManifestError(path, f"options{loc}", err["msg"]))
         options = JobOptions() if kind == "job" else DefinitionOptions()
     if isinstance(options, JobOptions) and options.schedule is not None:
         name = request.get("jobName")

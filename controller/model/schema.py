@@ -181,7 +181,7 @@ def manifest_schema() -> dict[str, Any]:
                 "then": {
                     "properties": {
                         "spec": request(kind),
-                        "options": {"$ref": option_refs[kind]},
+                        "options": {"anyOf": [{"type": "null"}, {"$ref": option_refs[kind]}]},
                     }
                 },
             }
