@@ -164,3 +164,24 @@ def _fresh(shape: Shape, owner: str | None = None, member: str | None = None) ->
     if isinstance(value, list) and not value:
         value = [minimal(shape.member)]  # type: ignore[attr-defined]
     return copy.deepcopy(value)
+
+
+def all_places(kind: Kind) -> Iterator[Place]:
+    """Every member at every path of the request (a structure shared by several places
+    is visited at each of them; a structure already on the current path is not entered
+    again, so recursive shapes end)."""
+
+    def walk(shape: Shape, path: tuple[Step, ...], stack: frozenset[str]) -> Iterator[Place]:
+        if isinstance(shape, StructureShape):
+            if shape.name in stack:
+                return
+            for name, member in shape.members.items():
+                member_path = (*path, name)
+                yield Place(kind, shape.name, name, member, member_path)
+                yield from walk(member, member_path, stack | {shape.name})
+        elif shape.type_name == "list":
+            yield from walk(shape.member, (*path, 0), stack)  # type: ignore[attr-defined]
+        elif shape.type_name == "map":
+            yield from walk(shape.value, (*path, ("key", MAP_KEY)), stack)  # type: ignore[attr-defined]
+
+    yield from walk(input_shape(kind), (), frozenset())
