@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
+import regex
 from botocore.model import Shape
 
 # Tags the controller adds to each resource; AWS allows 50 in all.
@@ -113,7 +114,7 @@ class Rule:
             return f"{value!r} is less than the minimum {limit}"
         if keyword == "maximum" and value > limit:
             return f"{value!r} is more than the maximum {limit}"
-        if keyword == "pattern" and not re.search(limit, value):
+        if keyword == "pattern" and not _pattern(limit).search(value):
             return f"{shown(value)} does not match the pattern {limit}"
         if keyword == "enum" and value not in limit:
             return f"{shown(value)} is not one of {', '.join(limit)}"
@@ -136,6 +137,13 @@ class Rule:
         if self.keyword == "notPrefix":
             return {"not": {"pattern": "^" + _ecma_escape(self.value)}}
         return {self.keyword: self.value}
+
+
+@cache
+def _pattern(text: str) -> Any:
+    """AWS model patterns are Java/Smithy regexes (``\\p{L}`` and friends): the ``regex``
+    module reads those; Python's ``re`` does not. Searched, not anchored, as Smithy says."""
+    return regex.compile(text)
 
 
 def _ecma_escape(text: str) -> str:
