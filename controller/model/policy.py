@@ -41,7 +41,7 @@ import yaml
 from botocore.model import Shape, StructureShape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller.model.identity import definition_name, queue_name
+from controller.model.identity import definition_name
 from controller.model.manifests import (
     Kind,
     LoadResult,
@@ -341,7 +341,8 @@ def definition_usage(request: dict[str, Any], where: str = "") -> Usage:
 def job_usage(request: dict[str, Any], definition: Manifest | None, where: str = "") -> Usage:
     """What a SubmitJob request asks for, including what its managed definition gives it."""
     usage = Usage(tags=dict(request.get("tags") or {}), where=where)
-    usage.queues.append((f"{where}jobQueue", queue_name(str(request.get("jobQueue")))))
+    # As written: a pattern may be a name or an ARN; _pattern_allowed also tries the name.
+    usage.queues.append((f"{where}jobQueue", str(request.get("jobQueue"))))
     usage.definitions.append((f"{where}jobDefinition", str(request.get("jobDefinition"))))
     _collect(usage, request, "job", where)
     if definition is not None:
