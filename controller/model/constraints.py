@@ -294,6 +294,7 @@ class MemberRules:
     key_rules: tuple[Rule, ...] = field(default_factory=tuple)
 
 
+@cache  # shapes live as long as the service model; a manifest walk asks per value
 def member_rules(owner: str | None, member: str | None, shape: Shape) -> MemberRules:
     """Every rule for ``shape`` used as member ``member`` of structure ``owner``.
 

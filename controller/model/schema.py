@@ -6,9 +6,12 @@ a document with ``apiVersion`` (or ``kind`` and ``spec``) is an envelope whose
 ``spec`` is the request of its ``kind``; otherwise ``jobDefinitionName`` makes
 it a RegisterJobDefinition request and anything else a SubmitJob request. Every
 structure is closed (``additionalProperties: false``), so an editor flags a
-typo as you type; enums, required members, integer minimums and the model's
-documentation (for hover text) come from the same botocore shapes the
-controller validates against. Draft-07, the dialect VS Code's JSON and YAML
+typo as you type; required members and the model's documentation (for hover
+text) come from the same botocore shapes the controller validates against, and
+every value rule (lengths, bounds, enums, patterns, the name pattern, the
+reserved tag prefix) from :func:`controller.model.constraints.member_rules`, the
+call ``validate`` makes: the two cannot drift
+(``tests/manifests/test_schema_agreement.py``). Draft-07, the dialect VS Code's JSON and YAML
 language servers both understand.
 """
 
