@@ -15,18 +15,45 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# Go's time.ParseDuration (what Flux and Argo CD users write): a sequence of
+# decimal numbers with units, e.g. 1m30s, 1h30m, 2.5h, 500ms; plus d for days.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+_BARE_NUMBER = re.compile(r"^\d+(?:\.\d*)?$|^\.\d+$")
 
 
 def parse_duration(value: object) -> float:
-    """Turn ``30``, ``"30s"``, ``"2m"``, ``"500ms"`` into seconds."""
+    """Turn ``30``, ``"30s"``, ``"1m30s"``, ``"1h30m"``, ``"500ms"`` into seconds.
+
+    Go-style compounds (``time.ParseDuration``), plus ``d`` for days and a bare
+    number for seconds; negative durations are refused.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 1m30s, 1h)")
     if isinstance(value, int | float):
         return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 2m, 1h)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    text = "".join(str(value).split())  # "30 s" was accepted before; keep it
+    if _BARE_NUMBER.match(text):
+        return float(text)
+    total, position = 0.0, 0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if not text or position != len(text):
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 1m30s, 1h)")
+    return total
 
 
 class Settings(BaseSettings):
