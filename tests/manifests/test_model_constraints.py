@@ -111,8 +111,10 @@ def test_the_model_walk_covers_every_constraint_kind_in_the_model() -> None:
         kinds |= set(shape.metadata) - NOT_CONSTRAINTS
     assert kinds <= KNOWN_CONSTRAINTS, kinds - KNOWN_CONSTRAINTS
     exercised = {rule.keyword for _, _, rule, _, _ in CASES}
-    # minItems: the model's only list minimum is 0 (the synthetic model covers it).
-    assert {"minLength", "maxLength", "maxItems", "minProperties"} <= exercised
+    # minItems: the model's only list minimum is 0; minProperties: its only map minimum is
+    # on the request tags, which the controller always fills (`tags: {}` is fine in a
+    # file). The synthetic model covers both.
+    assert {"minLength", "maxLength", "maxItems"} <= exercised
     assert {"maxProperties", "enum", "enumIgnoringCase", "pattern", "minimum"} <= exercised
     assert {"maximum", "notPrefix"} <= exercised
 
@@ -179,9 +181,11 @@ SYNTHETIC = {
             "ratio": {"shape": "Ratio"},
             "level": {"shape": "Level"},
             "names": {"shape": "Names"},
+            "labels": {"shape": "Labels"},
         },
     },
     "Names": {"type": "list", "member": {"shape": "Code"}, "min": 1, "max": 2},
+    "Labels": {"type": "map", "key": {"shape": "Code"}, "value": {"shape": "Code"}, "min": 1},
     "Code": {"type": "string", "pattern": "^[a-z]+$", "min": 2, "max": 4},
     "Count": {"type": "integer", "min": 1, "max": 5},
     "Ratio": {"type": "double", "min": 0.5, "max": 1.5},
@@ -206,6 +210,7 @@ SYNTHETIC = {
         ({"level": "medium"}, "level", False),
         ({"names": []}, "names", False),  # list minimum
         ({"names": ["ab", "cd", "ef"]}, "names", False),
+        ({"labels": {}}, "labels", False),  # map minimum
         ({"level": "high", "code": "abc", "count": 5, "ratio": 1.5}, "", True),
     ],
 )

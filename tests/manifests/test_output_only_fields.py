@@ -79,3 +79,11 @@ def test_name_and_pattern_errors_show_the_value() -> None:
     assert "'batch-gitops/owner'" in tags["tags.batch-gitops/owner"]
     enum = _errors({**DEFINITION, "type": "containre"})
     assert "'containre'" in enum["type"] and "did you mean 'container'" in enum["type"]
+
+
+def test_empty_tags_copied_from_describe_output_are_accepted() -> None:
+    """`tags: {}` (as describe-jobs output echoes it) is fine in a manifest: the controller
+    adds its own tags to every request, so AWS never receives an empty map."""
+    request = {"jobName": "a", "jobQueue": "q", "jobDefinition": "d", "tags": {}}
+    loaded = load_manifest("jobs/a.json", json.dumps(request).encode())
+    assert not isinstance(loaded, list), [str(e) for e in loaded]
