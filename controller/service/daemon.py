@@ -22,6 +22,7 @@ from controller.aws.lease import LeaseError, LeaseKeeper, guard_writes, make_lea
 from controller.engine.reconcile import PassResult, run_pass
 from controller.model.desired import DesiredState
 from controller.service.cron import sync_cron_triggers
+from controller.service.notify import Reporter, make_reporter
 from controller.service.server import Health, make_app, serve
 from controller.service.webhook import webhook_routes
 from controller.settings import Settings
@@ -58,6 +59,8 @@ class Daemon:
         self.caught_up_term = 0
         if self.lease is not None:
             guard_writes(api, self.lease)
+        # Commit statuses and notifications (controller.service.notify); None: not configured.
+        self.reporter: Reporter | None = make_reporter(settings, ledger)
 
     def run_once(self) -> PassResult:
         standby = self._standby()
@@ -78,7 +81,13 @@ class Daemon:
         if outcome.desired is not None:  # a cron trigger per schedule starts a pass at its tick
             sync_cron_triggers(self.scheduler, outcome.desired.schedules, self.trigger)
         prune_if_due(self.ledger, self.settings.ledger_retention_days)
+        self._report(outcome)
         return outcome
+
+    def _report(self, outcome: PassResult) -> None:
+        """Commit statuses and notifications of this pass: queued, never blocking or failing it."""
+        if self.reporter is not None:
+            self.reporter.after_pass(outcome)
 
     def _standby(self) -> PassResult | None:
         """Renew the lease right before a pass; without it, report standby and skip."""
@@ -153,6 +162,8 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         with self.pass_lock:
             pass
+        if self.reporter is not None:  # send what is queued (a few seconds at most)
+            self.reporter.close()
         if self.lease_keeper is not None:
             self.lease_keeper.stop()
         if self.lease is not None:  # after the last pass: a standby may take over now
