@@ -76,10 +76,14 @@ class RetryPolicy:
         )
 
 
+# Told how a message ended: sent, failed, rejected, dropped or superseded.
+OnDone = Callable[[str], None]
+
+
 @dataclass
 class _Item:
     request: Request
-    on_sent: Callable[[], None] | None
+    on_done: OnDone | None
 
 
 # Judges a final response: ``(status, body) -> "sent" | "failed" | "rejected"``.
@@ -134,20 +138,22 @@ class Sink:
         self._thread.start()
 
     # --- producer side (the pass thread): never blocks on the network ---
-    def submit(self, key: str, request: Request, on_sent: Callable[[], None] | None = None) -> bool:
+    def submit(self, key: str, request: Request, on_done: OnDone | None = None) -> bool:
         """Queue ``request``; False (counted ``dropped``) when the queue is full."""
+        ended: tuple[_Item, str] | None = None
         with self._cond:
-            if self._closing:
-                return False
             if key in self._queue:
                 metrics.NOTIFICATIONS.labels(sink=self.sink, result="superseded").inc()
-                del self._queue[key]
-            elif len(self._queue) >= self.capacity:
+                ended = (self._queue.pop(key), "superseded")
+            elif self._closing or len(self._queue) >= self.capacity:
                 metrics.NOTIFICATIONS.labels(sink=self.sink, result="dropped").inc()
-                return False
-            self._queue[key] = _Item(request, on_sent)
-            self._cond.notify()
-        return True
+                ended = (_Item(request, on_done), "dropped")
+            if ended is None or ended[1] == "superseded":
+                self._queue[key] = _Item(request, on_done)
+                self._cond.notify()
+        if ended is not None and ended[0].on_done is not None:
+            ended[0].on_done(ended[1])
+        return ended is None or ended[1] != "dropped"
 
     def idle(self) -> bool:
         with self._cond:
@@ -223,10 +229,12 @@ class Sink:
                     failures=self._failures,
                 )
             self._failures = 0
-            if item.on_sent is not None:
-                item.on_sent()
+        else:
+            self._failures += 1
+        if item.on_done is not None:
+            item.on_done(result)
+        if result == "sent":
             return
-        self._failures += 1
         with self._cond:
             self._paused_until = time.monotonic() + self.retry.pause
         if self._failures == 1:  # once per streak; the counter has every one

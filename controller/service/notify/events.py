@@ -122,7 +122,7 @@ class Notifier:
     def _send(self, target: _Url, event: Event) -> None:
         if not target.bucket.take():
             if not target.dropped:  # once per streak; the counter has every one
-                log.warning("notifications_rate_limited", sink="webhook", event=event.event)
+                log.warning("notifications_rate_limited", sink="webhook", kind=event.event)
             target.dropped += 1
             metrics.NOTIFICATIONS.labels(sink="webhook", result="rate-limited").inc()
             return

@@ -22,6 +22,7 @@ treats failures that happened before it as already told.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -58,6 +59,7 @@ class CommitMemo:
     failed: set[str] = field(default_factory=set)  # run tokens already notified
     invalid: list[str] = field(default_factory=list)  # manifests this commit made invalid
     posted: dict[str, str] = field(default_factory=dict)  # forge -> CommitReport.key
+    queued: dict[str, str] = field(default_factory=dict)  # forge -> key on its way (not kept)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +123,7 @@ class Reporter:
         self.scheduled: set[str] = set()  # manifests of scheduled templates
         self.source_down_since: float | None = None
         self.source_down_told = False
+        self.more_to_submit = False
         self._saved = ""
         self._seeded = self._load()
 
@@ -140,6 +143,9 @@ class Reporter:
         if outcome.desired is not None:
             self.scheduled = {job.manifest for job in outcome.desired.schedules.values()}
         head_invalid = self._pass_events(outcome)
+        # The pass's time budget left submissions for the next pass, and which commits they
+        # belong to is only known once they are submitted: no commit is called a success yet.
+        self.more_to_submit = any(r.result == "deferred" for r in outcome.results)
         new_runs = self._runs_submitted(outcome)
         new_tokens = {run.token for run in new_runs}
         candidates = [sha for sha, memo in self.commits.items() if memo.open]
@@ -314,12 +320,19 @@ class Reporter:
                 memo.failed.add(run.token)
                 self._notify_failed(run)
         report = commit_report([r for r in runs if not self._is_tick(r)], memo.invalid)
+        if report is not None and report.state == "success" and self.more_to_submit:
+            report = dataclasses.replace(
+                report, state="queued", description=report.description + "; more to submit"
+            )
         unsent = False
         if report is not None:
             for target, sink in self.forges:
                 if memo.posted.get(target.kind) == report.key:
                     continue
                 unsent = True
+                if memo.queued.get(target.kind) == report.key:
+                    continue  # already on its way
+                memo.queued[target.kind] = report.key
                 sink.submit(
                     sha,
                     status_request(
@@ -329,7 +342,7 @@ class Reporter:
                         context=self.config.context,
                         target_url=self.config.target_url,
                     ),
-                    on_sent=self._posted(sha, target.kind, report),
+                    on_done=self._done(sha, target.kind, report),
                 )
         active = any(run_outcome(run) in ("queued", "running") for run in runs)
         with self._lock:
@@ -340,12 +353,18 @@ class Reporter:
         runs = self.ledger.jobs_matching(revision_prefix=sha)
         return [run for run in runs if run.revision == sha]
 
-    def _posted(self, sha: str, kind: str, report: CommitReport) -> Callable[[], None]:
-        def mark() -> None:  # on the delivery thread, once the forge accepted it
+    def _done(self, sha: str, kind: str, report: CommitReport) -> Callable[[str], None]:
+        def mark(result: str) -> None:  # on the delivery thread (or the pass's, if dropped)
             with self._lock:
                 memo = self.commits.get(sha)
-                if memo is not None:
+                if memo is None:
+                    return
+                if memo.queued.get(kind) == report.key:
+                    del memo.queued[kind]
+                if result == "sent":
                     memo.posted[kind] = report.key
+            if result != "sent":
+                return  # the next pass tries again (the commit stays followed)
             log.info(
                 "commit_status_sent",
                 forge=kind,
@@ -389,7 +408,7 @@ class Reporter:
         )
 
     def _notify(self, event: Event) -> None:
-        log.info("notification", event=event.event, commit=event.commit[:12] or None)
+        log.info("notification", kind=event.event, commit=event.commit[:12] or None)
         if self.notifier is not None:
             self.notifier.notify(event)
 
