@@ -20,7 +20,7 @@ from tests.service.conftest import (
     job,
     settle,
 )
-from tests.support.forge_server import ForgeServer, wait_until
+from tests.support.forge_server import ForgeServer
 
 
 def sample(sink: str, result: str) -> float:

@@ -60,6 +60,7 @@ class ForgeState:
     hooks: list[dict[str, Any]] = field(default_factory=list)
     failures: list[int] = field(default_factory=list)
     echo_token_in_errors: bool = False
+    fail_only: str = ""  # fail_next applies only to paths starting with this
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail_next(self, code: int, times: int = 1) -> None:
@@ -120,7 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.state
         with state.lock:
             state.received.append(record)
-            forced = state.failures.pop(0) if state.failures else None
+            applies = state.failures and self.path.startswith(state.fail_only)
+            forced = state.failures.pop(0) if applies else None
         if forced is not None:
             record.answered = forced
             message = "Bad credentials" if forced == 401 else "Server Error"

@@ -53,7 +53,12 @@ class NotifyConfig:
     def secrets(self) -> list[str]:
         """Every secret value: scrubbed from anything a response could echo into a log."""
         values = [forge.token.get_secret_value() for forge in self.forges]
-        return values + [url.get_secret_value() for url in self.webhook_urls]
+        for url in self.webhook_urls:
+            # A server may echo only the path (Slack's secret is in it), or the query.
+            parts = urlsplit(url.get_secret_value())
+            values += [url.get_secret_value(), parts.path if len(parts.path) > 1 else ""]
+            values.append(parts.query)
+        return sorted({v for v in values if v}, key=len, reverse=True)
 
 
 def _secret(value: SecretStr | None, file: Path | None, setting: str) -> str:
