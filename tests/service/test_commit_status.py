@@ -224,3 +224,26 @@ def test_bad_forge_settings_are_one_line_errors(controller: Controller, forge: F
     with pytest.raises(NotifyConfigError, match="NOTIFY_URLS: URL 1 of 1") as raised:
         Daemon(bad_url, controller.api, controller.ledger)
     assert "SECRET" not in str(raised.value)
+
+
+def test_a_rejected_submission_is_a_failure_naming_the_job(
+    controller: Controller, repo: GitRepo, forge: ForgeServer, make_daemon: DaemonFactory
+) -> None:
+    """A job AWS Batch refuses to accept (its queue does not exist) makes its commit's
+    status `failure` naming the job on GitHub and `failed` on GitLab, and one message
+    with status REJECTED and AWS's reason."""
+    repo.write("defs/trainer.json", DEFINITION)
+    repo.write("jobs/lost.json", job("lost-job", jobQueue="no-such-queue"))
+    sha = commit_as(repo, "Dana", "a job for a queue that does not exist")
+    daemon = make_daemon()
+    assert daemon.run_once().result == "degraded"
+    daemon.run_once()
+    settle(daemon)
+    posted = forge.state.posted(sha)
+    assert states(posted) == ["failure"]
+    assert posted[0]["description"] == "1 job: 1 rejected - failed: lost-job"
+    assert states(forge.state.posted(sha, "gitlab")) == ["failed"]
+    [message] = [h for h in forge.state.hooks if h["event"] == "job-failed"]
+    assert message["status"] == "REJECTED" and message["queue"] == "no-such-queue"
+    assert "no-such-queue" in message["reason"]
+    assert forge.state.errors == []

@@ -83,8 +83,8 @@ def test_tokens_and_webhook_urls_never_appear(
     try:
         wait_until(lambda: daemon.passes >= 1, what="the first pass")
         wait_until(lambda: forge.state.hooks, what="the webhook message")
-        daemon.trigger()
-        wait_until(lambda: daemon.passes >= 2, what="the second pass")
+        # A trigger while the first pass is still finishing is skipped: ask until it runs.
+        wait_until(lambda: daemon.trigger() or daemon.passes >= 2, what="the second pass")
         wait_until(
             lambda: len([r for r in forge.state.received if "/statuses/" in r.path]) >= 3,
             what="statuses after the refusal",

@@ -56,7 +56,7 @@ FAILED = ("failed", "rejected")
 @dataclass
 class CommitMemo:
     open: bool = True
-    failed: set[str] = field(default_factory=set)  # run tokens already notified
+    failed: set[str] = field(default_factory=set)  # failure_key of runs already notified
     invalid: list[str] = field(default_factory=list)  # manifests this commit made invalid
     posted: dict[str, str] = field(default_factory=dict)  # forge -> CommitReport.key
     queued: dict[str, str] = field(default_factory=dict)  # forge -> key on its way (not kept)
@@ -301,7 +301,7 @@ class Reporter:
             if memo is None:
                 memo = CommitMemo(
                     failed={
-                        r.token
+                        failure_key(r)
                         for r in runs
                         if run_outcome(r) in FAILED and r.token not in new_tokens
                     }
@@ -316,8 +316,8 @@ class Reporter:
         runs = self._runs_of(sha)
         memo = self._memo(sha, new_tokens, runs)
         for run in runs:
-            if run_outcome(run) in FAILED and run.token not in memo.failed:
-                memo.failed.add(run.token)
+            if run_outcome(run) in FAILED and failure_key(run) not in memo.failed:
+                memo.failed.add(failure_key(run))
                 self._notify_failed(run)
         report = commit_report([r for r in runs if not self._is_tick(r)], memo.invalid)
         if report is not None and report.state == "success" and self.more_to_submit:
@@ -393,7 +393,7 @@ class Reporter:
         self._notify(
             Event(
                 "job-failed",
-                f"job-failed:{run.token}",
+                f"job-failed:{failure_key(run)}",
                 f":x: Job `{run.name}` {verb} on queue `{run.queue}`"
                 + (f": {reason}" if reason else "")
                 + f" (commit {run.revision[:12]} by {run.author or 'unknown'}, {run.manifest})",
@@ -459,3 +459,11 @@ class Reporter:
         if raw != self._saved:
             self.ledger.set_meta(MEMO_KEY, raw)
             self._saved = raw
+
+
+def failure_key(run: JobRecord) -> str:
+    """One failure event: a FAILED run, or a job's rejection (the planner submits a
+    rejected job again every pass: the same job and spec is the same event)."""
+    if run.state == "rejected":
+        return f"rejected:{run.queue}/{run.name}:{run.spec_hash}"
+    return run.token
