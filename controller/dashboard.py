@@ -323,8 +323,7 @@ PANELS: tuple[PanelSpec, ...] = (
         "timeseries",
         (
             _q(
-                "sum by (sink, result) "
-                f"(increase(batch_gitops_notifications_total[{RATE}]))",
+                f"sum by (sink, result) (increase(batch_gitops_notifications_total[{RATE}]))",
                 "{{sink}} {{result}}",
             ),
         ),
