@@ -145,3 +145,31 @@ def test_an_unreachable_source_is_told_after_the_setting_and_its_recovery_too(
     assert down["status"] == "source-error" and down["reason"]
     [back] = events(forge, "source-recovered")
     assert back["status"] == "recovered"
+
+
+def test_a_replica_that_takes_over_does_not_tell_again(
+    controller: Controller, repo: GitRepo, forge: ForgeServer, make_daemon: DaemonFactory
+) -> None:
+    """Two daemons on one ledger (as replicas share one store): the one started first but
+    leading after the other stopped reads what the other remembered, so a failed job is
+    one message and its commit's final status is posted once, not once per replica."""
+    demo_backend.set_mode("queued")
+    repo.write("defs/trainer.json", DEFINITION)
+    repo.write("jobs/bad.json", job("bad-job"))
+    sha = commit_as(repo, "Bob", "a job that fails")
+    standby = make_daemon()  # started now, leads later
+    leader = make_daemon()
+    leader.run_once()
+    run = controller.ledger.current_jobs()[("test-queue", "bad-job")]
+    assert run.job_id
+    demo_backend.finish_job(run.job_id, success=False)
+    leader.run_once()
+    settle(leader)
+    assert len(events(forge, "job-failed")) == 1
+    sent = len(forge.state.received)
+    leader.stop()  # a rolling update: the leader stops, the standby leads
+    standby.run_once()
+    settle(standby)
+    assert len(events(forge, "job-failed")) == 1
+    assert len(forge.state.received) == sent
+    assert [p["state"] for p in forge.state.posted(sha)] == ["pending", "failure"]

@@ -138,7 +138,9 @@ class Reporter:
     def _after_pass(self, outcome: PassResult) -> None:
         if outcome.dry_run or outcome.result in ("standby", "lease-lost"):
             return
-        if not self._seeded:
+        self._reload_if_changed()  # another replica led (and remembered) since our last pass
+        first_start = not self._seeded
+        if first_start:
             self._seed()
         if outcome.desired is not None:
             self.scheduled = {job.manifest for job in outcome.desired.schedules.values()}
@@ -150,7 +152,9 @@ class Reporter:
         new_tokens = {run.token for run in new_runs}
         candidates = [sha for sha, memo in self.commits.items() if memo.open]
         candidates += sorted({run.revision for run in new_runs if run.revision})
-        if head_invalid and outcome.revision:
+        # On the first start the head did not necessarily break what is invalid: told, but
+        # no `error` status on it.
+        if head_invalid and outcome.revision and not first_start:
             candidates.append(outcome.revision)
             self._memo(outcome.revision, new_tokens, []).invalid = head_invalid
         for sha in dict.fromkeys(candidates):
@@ -413,8 +417,14 @@ class Reporter:
             self.notifier.notify(event)
 
     # --- memo (ledger meta) ---
-    def _load(self) -> bool:
+    def _reload_if_changed(self) -> None:
         raw = self.ledger.get_meta(MEMO_KEY)
+        if raw is not None and raw != self._saved:
+            log.info("notify_memo_reloaded")
+            self._seeded = self._load(raw) or self._seeded
+
+    def _load(self, raw: str | None = None) -> bool:
+        raw = raw if raw is not None else self.ledger.get_meta(MEMO_KEY)
         if raw is None:
             return False
         try:
