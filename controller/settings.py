@@ -210,6 +210,53 @@ class Settings(BaseSettings):
         "", description="This replica's name in the lease (default: host-pid-random)."
     )
 
+    # --- commit statuses and notifications (controller.service.notify) ---
+    github_token: SecretStr | None = Field(
+        None, description="GitHub token that may write commit statuses (repo:status scope)."
+    )
+    github_token_file: Path | None = Field(
+        None, description="File holding the GitHub token (a mounted secret); wins over the env."
+    )
+    github_api_url: str = Field(
+        "https://api.github.com",
+        description="GitHub REST API root; GitHub Enterprise: https://HOST/api/v3.",
+    )
+    github_repository: str = Field(
+        "", description="owner/name the statuses go to (default: derived from the repo URL)."
+    )
+    gitlab_token: SecretStr | None = Field(
+        None, description="GitLab token with the api scope, for commit statuses."
+    )
+    gitlab_token_file: Path | None = Field(
+        None, description="File holding the GitLab token (a mounted secret); wins over the env."
+    )
+    gitlab_api_url: str = Field(
+        "https://gitlab.com/api/v4", description="GitLab REST API root (self-managed: .../api/v4)."
+    )
+    gitlab_project: str = Field(
+        "", description="GitLab project id or path (default: derived from the repo URL)."
+    )
+    status_context: str = Field(
+        "batch-gitops", description="Context (GitHub) / name (GitLab) of the commit status."
+    )
+    status_target_url: str = Field(
+        "",
+        description="Link of the commit status ({sha} is replaced by the commit); empty: none.",
+    )
+    notify_urls: SecretStr | None = Field(
+        None,
+        description="Comma-separated webhook URLs (Slack-compatible) that get notifications.",
+    )
+    notify_urls_file: Path | None = Field(
+        None, description="File holding the notification URLs (a mounted secret); wins."
+    )
+    notify_rate_per_minute: float = Field(
+        20.0, gt=0, description="Notifications per minute and URL; more are dropped and counted."
+    )
+    notify_source_unreachable_after: float = Field(
+        600.0, description="Notify when the source has been unreadable this long (10m)."
+    )
+
     @field_validator(
         "interval",
         "fetch_timeout",
@@ -220,6 +267,7 @@ class Settings(BaseSettings):
         "settle_grace",
         "job_retention",
         "not_visible_warning",
+        "notify_source_unreachable_after",
         mode="before",
     )
     @classmethod

@@ -169,13 +169,14 @@ def reconcile(output: str, wait: str, **flags: Any) -> None:
 def run(**flags: Any) -> None:
     """Run the controller daemon until SIGTERM/SIGINT."""
     from controller.service.daemon import Daemon
+    from controller.service.notify import NotifyConfigError
     from controller.source.repository import SourceError
 
     settings = build_settings(**flags)
     api, ledger = open_runtime(settings)
     try:
         Daemon(settings, api, ledger).run_forever()
-    except SourceError as exc:
+    except (SourceError, NotifyConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -23,6 +23,7 @@ from controller.aws.lease import LeaseError, LeaseKeeper, guard_writes, make_lea
 from controller.engine.reconcile import PassResult, run_pass
 from controller.model.desired import DesiredState
 from controller.service.cron import sync_cron_triggers
+from controller.service.notify import Reporter, make_reporter
 from controller.service.server import Health, make_app, serve
 from controller.service.webhook import webhook_routes
 from controller.settings import Settings
@@ -60,6 +61,8 @@ class Daemon:
         self.caught_up_term = 0
         if self.lease is not None:
             guard_writes(api, self.lease)
+        # Commit statuses and notifications (controller.service.notify); None: not configured.
+        self.reporter: Reporter | None = make_reporter(settings, ledger)
 
     def run_once(self) -> PassResult:
         standby = self._standby()
@@ -78,6 +81,9 @@ class Daemon:
                     before_observe=self._catch_up_if_new_term(),
                     fence=fence,
                 )
+                # Ledger writes of their own: under the same lock as the pass.
+                prune_if_due(self.ledger, self.settings.ledger_retention_days)
+                self._report(outcome)
         except WriterBusy as exc:
             outcome = PassResult(pass_id="", result="busy", message=str(exc))
             metrics.WRITER_BUSY.inc()
@@ -88,8 +94,12 @@ class Daemon:
         )
         if outcome.desired is not None:  # a cron trigger per schedule starts a pass at its tick
             sync_cron_triggers(self.scheduler, outcome.desired.schedules, self.trigger)
-        prune_if_due(self.ledger, self.settings.ledger_retention_days)
         return outcome
+
+    def _report(self, outcome: PassResult) -> None:
+        """Commit statuses and notifications of this pass: queued, never blocking or failing it."""
+        if self.reporter is not None:
+            self.reporter.after_pass(outcome)
 
     def _standby(self) -> PassResult | None:
         """Renew the lease right before a pass; without it, report standby and skip."""
@@ -164,6 +174,8 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         with self.pass_lock:
             pass
+        if self.reporter is not None:  # send what is queued (a few seconds at most)
+            self.reporter.close()
         if self.lease_keeper is not None:
             self.lease_keeper.stop()
         if self.lease is not None:  # after the last pass: a standby may take over now

@@ -42,6 +42,8 @@ def secret_env(repo: str, moto: demo_backend.MotoBatch | None = None) -> dict[st
             "_file"
         ):
             env[f"BATCH_GITOPS_{name.upper()}"] = WEBHOOK_SECRET
+    # A GitHub token needs a repository to post statuses to (the URL's path is one part).
+    env["BATCH_GITOPS_GITHUB_REPOSITORY"] = "example/batch"
     if moto is not None:
         env["AWS_ENDPOINT_URL_BATCH"] = moto.endpoint
     return env
