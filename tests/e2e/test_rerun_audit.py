@@ -7,21 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Controller, GitRepo, WriteCounter
+from tests.support.manifests import definition, envelope, job
 
-DEFINITION = {
-    "jobDefinitionName": "worker",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
+DEFINITION = definition("worker")
 
 
-def envelope(rerun: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch-gitops/v1",
-        "kind": "Job",
-        "spec": {"jobName": "backfill", "jobQueue": "test-queue", "jobDefinition": "worker"},
-        "options": {"rerun": rerun},
-    }
+def backfill(rerun: int) -> dict[str, Any]:
+    """The backfill job's manifest with ``options.rerun`` at ``rerun``."""
+    return envelope(job("backfill", definition="worker"), rerun=rerun)
 
 
 def test_bumping_rerun_submits_once_and_records_who_asked(
@@ -31,14 +24,14 @@ def test_bumping_rerun_submits_once_and_records_who_asked(
     spec; its ledger action row and its AWS tags carry Bob and his commit; the first
     run stays in the ledger as history; a second pass writes nothing."""
     repo.write("defs/worker.json", DEFINITION)
-    repo.write("jobs/backfill.yaml", envelope(0))
+    repo.write("jobs/backfill.yaml", backfill(0))
     repo.commit("backfill")
     controller.reconcile()
     first = controller.ledger.current_jobs()[("test-queue", "backfill")]
 
     repo.git("config", "user.name", "Bob Bumper")
     repo.git("config", "user.email", "bob@example.com")
-    repo.write("jobs/backfill.yaml", envelope(1))
+    repo.write("jobs/backfill.yaml", backfill(1))
     bump = repo.commit("re-run backfill after the upstream fix")
     counter = WriteCounter(controller.api)
     result = controller.reconcile()
