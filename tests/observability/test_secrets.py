@@ -6,14 +6,15 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from controller.demo import backend as demo_backend
 from controller.settings import Settings
 from tests.conftest import GitRepo
-from tests.observability.live import http_get, run_daemon, wait_until
+from tests.observability.live import http_get, run_daemon
+from tests.support.cli import run_cli
+from tests.support.manifests import definition, job
+from tests.support.waiting import wait_until
 
 GIT_SECRET = "s3cr3t-g1t-t0ken"
 # Shaped like real AWS credentials (the redactor must not depend on a test-only marker).
@@ -68,6 +69,7 @@ def test_daemon_with_credentials_in_url_and_env_leaks_nothing(
                 in http_get(f"{daemon.url}/metrics")[1]
             ),
             30,
+            0.2,
         )
         metrics_text = http_get(f"{daemon.url}/metrics")[1]
         status, readyz = http_get(f"{daemon.url}/readyz")
@@ -96,47 +98,25 @@ def test_cli_passes_and_ledger_leak_nothing(
     base = {**os.environ, **secret_env(url, moto), "BATCH_GITOPS_STATE": str(state)}
     base["BATCH_GITOPS_WORKDIR"] = str(tmp_path / "cache")
 
-    def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "controller", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
     outputs: list[tuple[str, str]] = []
     for args in (("plan",), ("plan", "--output", "json"), ("reconcile", "--output", "json")):
-        result = cli(*args, env=base)
+        result = run_cli(*args, env=base)
         assert result.returncode == 1
         assert "127.0.0.1" in result.stdout + result.stderr
         outputs.append((f"{args} with a token in the URL", result.stdout + result.stderr))
 
-    repo.write(
-        "defs/trainer.json",
-        {
-            "jobDefinitionName": "trainer",
-            "type": "container",
-            "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-        },
-    )
-    repo.write(
-        "jobs/fine.json",
-        {"jobName": "fine", "jobQueue": "test-queue", "jobDefinition": "trainer"},
-    )
+    repo.write("defs/trainer.json", definition("trainer"))
+    repo.write("jobs/fine.json", job("fine"))
     repo.commit("a good job first (a first pass checks every queue for lost ledgers)")
     local = {**base, "BATCH_GITOPS_REPO": str(repo.path)}
-    first = cli("reconcile", env=local)
+    first = run_cli("reconcile", env=local)
     assert first.returncode == 0, first.stdout + first.stderr
     outputs.append(("first reconcile", first.stdout + first.stderr))
-    repo.write(
-        "jobs/lost.json",
-        {"jobName": "lost", "jobQueue": "no-such-queue", "jobDefinition": "trainer"},
-    )
+    repo.write("jobs/lost.json", job("lost", "no-such-queue"))
     repo.write("jobs/broken.json", {"jobName": "broken"})
     repo.commit("a failing job and an invalid one")
     for args in (("reconcile",), ("reconcile", "--output", "json"), ("status", "--offline")):
-        result = cli(*args, env=local)
+        result = run_cli(*args, env=local)
         outputs.append((str(args), result.stdout + result.stderr))
     assert "no-such-queue" in outputs[-2][1]  # the AWS error is reported ...
     for where, text in outputs:
