@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import urllib.error
 import urllib.parse
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.cli import start_cli
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 __all__ = [
@@ -32,12 +32,6 @@ __all__ = [
     "run_prometheus",
     "wait_until",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:

@@ -4,7 +4,6 @@ error messages or the ledger, whatever the controller does with them."""
 from __future__ import annotations
 
 import os
-import socket
 import sqlite3
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from tests.conftest import GitRepo
 from tests.observability.live import http_get, run_daemon
 from tests.support.cli import run_cli
 from tests.support.manifests import definition, job
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 GIT_SECRET = "s3cr3t-g1t-t0ken"
@@ -22,12 +22,6 @@ AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKQ"
 AWS_KEY_ID = "AKIAZ7QX3EXAMPLEKEYQ"
 WEBHOOK_SECRET = "whsec-3xampl3-w3bh00k-s3cr3t"
 SECRETS = (GIT_SECRET, AWS_SECRET, AWS_KEY_ID, WEBHOOK_SECRET)
-
-
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # nothing listens once the socket closes
 
 
 def secret_env(repo: str, moto: demo_backend.MotoBatch | None = None) -> dict[str, str]:
@@ -59,7 +53,7 @@ def test_daemon_with_credentials_in_url_and_env_leaks_nothing(
     """A daemon whose git URL carries a token (and whose env holds AWS keys and the webhook
     secret) fails to fetch, says so in its logs, /readyz and /metrics, and none of them
     contains a secret; the URL's host still shows, so the message stays useful."""
-    url = f"https://gituser:{GIT_SECRET}@127.0.0.1:{closed_port()}/batch.git"
+    url = f"https://gituser:{GIT_SECRET}@127.0.0.1:{free_port()}/batch.git"
     env = secret_env(url, moto)
     with run_daemon(url, tmp_path, env=env) as daemon:
         wait_until(
@@ -93,7 +87,7 @@ def test_cli_passes_and_ledger_leak_nothing(
     """`plan` against a URL with a token prints a useful error without the token; `reconcile`
     with AWS keys and the webhook secret in the environment, an AWS error (a missing queue)
     and an invalid manifest prints, logs and records (ledger) no secret."""
-    url = f"https://gituser:{GIT_SECRET}@127.0.0.1:{closed_port()}/batch.git"
+    url = f"https://gituser:{GIT_SECRET}@127.0.0.1:{free_port()}/batch.git"
     state = tmp_path / "ledger.sqlite"
     base = {**os.environ, **secret_env(url, moto), "BATCH_GITOPS_STATE": str(state)}
     base["BATCH_GITOPS_WORKDIR"] = str(tmp_path / "cache")
