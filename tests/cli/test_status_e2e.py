@@ -5,64 +5,36 @@ jobs fail while their dependents wait."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-from typing import Any
+from functools import partial
 
 import pytest
 
 from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo
+from tests.support.aws import wait_for_status
+from tests.support.cli import run_cli, start_cli
+from tests.support.manifests import definition, envelope
+from tests.support.manifests import job as make_job
 
-DEFINITION = {
-    "jobDefinitionName": "worker",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def job(name: str, *, after: str | None = None, **extra: Any) -> dict[str, Any]:
-    spec: dict[str, Any] = {"jobName": name, "jobQueue": "test-queue", "jobDefinition": "worker"}
-    if after:
-        spec["dependsOn"] = [{"jobId": after}]
-    return {**spec, **extra}
+DEFINITION = definition("worker")
+job = partial(make_job, definition="worker")
 
 
 @pytest.fixture
-def env(controller: Controller, moto: demo_backend.MotoBatch) -> dict[str, str]:
+def env(controller: Controller, cli_env: dict[str, str]) -> dict[str, str]:
     """The CLI's environment: the same moto endpoint and ledger file as ``controller``."""
-    return {
-        **os.environ,
-        "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
-        "BATCH_GITOPS_STATE": str(controller.settings.state),
-        "BATCH_GITOPS_LOG_FORMAT": "json",
-        "COLUMNS": "200",
-    }
+    assert cli_env["BATCH_GITOPS_STATE"] == str(controller.settings.state)
+    return {**cli_env, "COLUMNS": "200"}
 
 
-def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "controller", *args],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=timeout,
-    )
+cli = run_cli
 
 
 def job_id(controller: Controller, name: str) -> str:
     found = controller.ledger.current_jobs()[("test-queue", name)].job_id
     assert found
     return found
-
-
-def wait_until(check: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.05)
 
 
 def test_array_progress_in_status_json(
@@ -131,25 +103,9 @@ def test_watch_json_lines_until_the_job_ends(
     repo.commit("train")
     controller.reconcile()
     train = job_id(controller, "train")
-    wait_until(lambda: demo_backend.job_status(train) == "RUNNING")
-    watcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "controller",
-            "status",
-            "--watch",
-            "--output",
-            "json",
-            "--interval",
-            "0.2s",
-            "--timeout",
-            "30s",
-        ],
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    wait_for_status(train, "RUNNING")
+    watcher = start_cli(
+        "status", "--watch", "--output", "json", "--interval", "0.2s", "--timeout", "30s", env=env
     )
     try:
         assert watcher.stdout is not None
@@ -193,15 +149,7 @@ def test_status_shows_the_newest_run_of_each_schedule(
     from datetime import UTC, datetime
 
     repo.write("defs/worker.json", DEFINITION)
-    repo.write(
-        "jobs/report.json",
-        {
-            "apiVersion": "batch-gitops/v1",
-            "kind": "Job",
-            "spec": job("report"),
-            "options": {"schedule": {"cron": "* * * * *"}},
-        },
-    )
+    repo.write("jobs/report.json", envelope(job("report"), schedule={"cron": "* * * * *"}))
     repo.commit("report every minute")
     for minute, second in ((0, 30), (1, 5), (2, 5), (2, 30)):
         controller.reconcile(now=datetime(2026, 11, 25, 2, minute, second, tzinfo=UTC))

@@ -7,7 +7,6 @@ milliseconds instead of minutes.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,29 +15,17 @@ import structlog
 
 from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo, WriteCounter, make_controller
+from tests.support.aws import job_names, wait_for_status
+from tests.support.manifests import definition, envelope, job
 
-DEFINITION = {
-    "jobDefinitionName": "reporter",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
+DEFINITION = definition("reporter")
 T0 = datetime(2026, 11, 25, 2, 0, 30, tzinfo=UTC)
 
 
-def wait_status(job_id: str, status: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while demo_backend.job_status(job_id) != status:
-        assert time.monotonic() < deadline, f"{job_id} never reached {status}"
-        time.sleep(0.05)
-
-
 def scheduled(catch_up: bool = True, cron: str = "* * * * *") -> dict[str, Any]:
-    return {
-        "apiVersion": "batch-gitops/v1",
-        "kind": "Job",
-        "spec": {"jobName": "report", "jobQueue": "test-queue", "jobDefinition": "reporter"},
-        "options": {"schedule": {"cron": cron, "timezone": "UTC", "catchUp": catch_up}},
-    }
+    """The report job on a cron schedule (UTC), catching up missed ticks or not."""
+    schedule = {"cron": cron, "timezone": "UTC", "catchUp": catch_up}
+    return envelope(job("report", definition="reporter"), schedule=schedule)
 
 
 def at(minutes: int, seconds: int) -> datetime:
@@ -47,8 +34,7 @@ def at(minutes: int, seconds: int) -> datetime:
 
 def aws_job_names(batch: Any) -> Counter[str]:
     """Every job AWS holds in the queue, by name (moto lists all statuses)."""
-    summaries = batch.list_jobs(jobQueue="test-queue")["jobSummaryList"]
-    return Counter(s["jobName"] for s in summaries)
+    return Counter(job_names(batch))
 
 
 def short(controller: Controller, grace: float = 30.0) -> Controller:
@@ -203,7 +189,7 @@ def test_a_running_tick_is_left_running_by_the_next_tick_and_stopped_on_removal(
     controller.reconcile(now=at(1, 5))
     first = controller.ledger.current_jobs()[("test-queue", "report-20261125T0201Z")].job_id
     assert first
-    wait_status(first, "RUNNING")
+    wait_for_status(first, "RUNNING")
     counter = WriteCounter(controller.api)
     controller.reconcile(now=at(2, 5))
     assert counter.writes == ["SubmitJob"]
@@ -253,7 +239,7 @@ def test_a_rebuilt_ledger_neither_stops_nor_repeats_a_running_tick(
     controller.reconcile(now=at(1, 5))
     running = controller.ledger.current_jobs()[("test-queue", "report-20261125T0201Z")].job_id
     assert running
-    wait_status(running, "RUNNING")
+    wait_for_status(running, "RUNNING")
     controller.ledger.close()
 
     state = tmp_path / "rebuilt.sqlite"

@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 
 from controller.demo import backend as demo_backend
 from controller.engine.reconcile import run_pass
+from controller.model.jobstatus import ACTIVE_STATUSES
 from controller.source.repository import make_source
 from tests.conftest import Controller, GitRepo, WriteCounter
 from tests.policy.test_policy_validate import GOOD_DEFINITION, GOOD_JOB, POLICY, _with
@@ -65,7 +66,8 @@ def test_a_running_job_that_starts_violating_is_not_pruned(
     assert "teams/finance/good.json" in result.desired.invalid_paths
     assert counter.writes == []
     jobs = batch.list_jobs(jobQueue="finance-team-queue")["jobSummaryList"]
-    assert [j["status"] for j in jobs if j["jobName"] == "risk-daily"] != ["FAILED"]
+    [status] = [j["status"] for j in jobs if j["jobName"] == "risk-daily"]
+    assert status in ACTIVE_STATUSES  # still on its way, not stopped
     assert result.plan is not None and result.plan.actions == []
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from typing import Any
 
 import git
@@ -25,16 +26,11 @@ from controller.source import manifest_cache
 from controller.source.manifest_cache import ManifestCache
 from controller.source.repository import GitSource, make_source
 from tests.conftest import Controller, GitRepo
+from tests.support.manifests import definition
+from tests.support.manifests import job as make_job
 
-DEFINITION = {
-    "jobDefinitionName": "sleeper",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def job(name: str) -> dict[str, Any]:
-    return {"jobName": name, "jobQueue": "test-queue", "jobDefinition": "sleeper"}
+DEFINITION = definition("sleeper")
+job = partial(make_job, definition="sleeper")
 
 
 class CountingSource:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from click.testing import CliRunner
@@ -14,19 +15,16 @@ from controller.cli.main import main
 from controller.demo import backend as demo_backend
 from controller.state.retention import DAY, LAST_PRUNE_META, prune_if_due, prune_ledger
 from tests.conftest import Controller, GitRepo, WriteCounter
+from tests.support.manifests import definition, envelope
+from tests.support.manifests import job as make_job
 
-DEFINITION = {
-    "jobDefinitionName": "worker",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
+DEFINITION = definition("worker")
 T0 = datetime(2026, 11, 25, 2, 0, 30, tzinfo=UTC)
 # "Now" for pruning: 100 days on, so with 90 days' retention everything written so far is old.
 LATER = time.time() + 100 * DAY
 
 
-def job(name: str, **extra: Any) -> dict[str, Any]:
-    return {"jobName": name, "jobQueue": "test-queue", "jobDefinition": "worker", **extra}
+job = partial(make_job, definition="worker")
 
 
 def at(minutes: int, seconds: int) -> datetime:
@@ -39,15 +37,7 @@ def fill(controller: Controller, repo: GitRepo) -> None:
     repo.write("defs/worker.json", DEFINITION)
     for name in ("keep", "change", "gone"):
         repo.write(f"jobs/{name}.json", job(name))
-    repo.write(
-        "jobs/tick.json",
-        {
-            "apiVersion": "batch-gitops/v1",
-            "kind": "Job",
-            "spec": job("tick"),
-            "options": {"schedule": {"cron": "* * * * *"}},
-        },
-    )
+    repo.write("jobs/tick.json", envelope(job("tick"), schedule={"cron": "* * * * *"}))
     repo.commit("jobs")
     controller.reconcile(now=T0)
     repo.write("jobs/change.json", job("change", parameters={"v": "2"}))
