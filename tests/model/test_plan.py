@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from controller.model.desired import DesiredState, build_desired
 from controller.model.manifests import load_files
 from controller.model.plan import ObservedJob, ObservedState, PlanOptions, plan_actions
 from controller.model.records import DefinitionRecord, JobRecord
+from tests.support.manifests import envelope
+from tests.support.manifests import job as make_job
 
 
 def desired(files: dict[str, dict]) -> DesiredState:
@@ -16,8 +19,7 @@ def desired(files: dict[str, dict]) -> DesiredState:
     )
 
 
-def job(name: str, queue: str = "q", **extra: object) -> dict:
-    return {"jobName": name, "jobQueue": queue, "jobDefinition": "d", **extra}
+job = partial(make_job, queue="q", definition="d")
 
 
 def record(
@@ -63,6 +65,8 @@ def summary(plan) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
 
 
 def test_new_job_is_submitted_and_unchanged_is_left_alone() -> None:
+    """A job with no record is submitted ("new"); one whose recorded spec hash matches
+    is left alone: the plan is exactly one submit."""
     want = desired({"a.json": job("a"), "b.json": job("b")})
     b_hash = want.jobs[("q", "b")].spec_hash
     plan = plan_actions(want, observed(record("b", b_hash)))
@@ -70,6 +74,7 @@ def test_new_job_is_submitted_and_unchanged_is_left_alone() -> None:
 
 
 def test_finished_job_with_same_spec_is_never_resubmitted() -> None:
+    """SUCCEEDED, FAILED or forgotten by AWS, an unchanged job plans nothing."""
     want = desired({"a.json": job("a")})
     for status in ("SUCCEEDED", "FAILED", "FORGOTTEN"):
         plan = plan_actions(
@@ -79,6 +84,8 @@ def test_finished_job_with_same_spec_is_never_resubmitted() -> None:
 
 
 def test_changed_spec_stops_active_run_then_submits() -> None:
+    """A changed spec stops the active run first (cancel if queued, terminate if
+    running, reason "replaced"), then submits the new spec ("changed")."""
     want = desired({"a.json": job("a"), "b.json": job("b")})
     plan = plan_actions(
         want, observed(record("a", "old", status="RUNNABLE"), record("b", "old", status="RUNNING"))
@@ -92,34 +99,22 @@ def test_changed_spec_stops_active_run_then_submits() -> None:
 
 
 def test_on_change_keep_does_not_stop_the_old_run() -> None:
-    envelope = {
-        "apiVersion": "batch-gitops/v1",
-        "kind": "Job",
-        "spec": job("a"),
-        "options": {"onChange": "keep"},
-    }
-    plan = plan_actions(
-        desired({"a.json": envelope}), observed(record("a", "old", status="RUNNING"))
-    )
+    """With options.onChange: keep, a changed spec only submits; the running run stays."""
+    keep = envelope(job("a"), onChange="keep")
+    plan = plan_actions(desired({"a.json": keep}), observed(record("a", "old", status="RUNNING")))
     assert summary(plan) == [("submit", "a", "changed")]
 
 
 def test_rerun_counter_changes_the_hash() -> None:
+    """Bumping options.rerun gives the same request a new spec hash (so it runs again)."""
     plain = desired({"a.json": job("a")}).jobs[("q", "a")].spec_hash
-    bumped = desired(
-        {
-            "a.json": {
-                "apiVersion": "batch-gitops/v1",
-                "kind": "Job",
-                "spec": job("a"),
-                "options": {"rerun": 1},
-            }
-        }
-    )
+    bumped = desired({"a.json": envelope(job("a"), rerun=1)})
     assert bumped.jobs[("q", "a")].spec_hash != plain
 
 
 def test_removed_jobs_are_cancelled_or_terminated_by_state() -> None:
+    """A removed queued job is cancelled, a removed STARTING job terminated, a removed
+    finished job only retired (no action)."""
     plan = plan_actions(
         desired({"x.json": job("x")}),
         observed(
@@ -137,6 +132,8 @@ def test_removed_jobs_are_cancelled_or_terminated_by_state() -> None:
 
 
 def test_invalid_manifest_is_not_treated_as_removed() -> None:
+    """A manifest that fails validation is not a removal: its running job gets no action
+    and nothing is held."""
     want = desired({"a.json": {"jobName": "a", "jobQueu": "q"}})
     assert want.invalid_paths == {"a.json"}
     plan = plan_actions(want, observed(record("a", "h", status="RUNNING", manifest="a.json")))
@@ -154,6 +151,8 @@ def test_unknown_status_waits_instead_of_acting() -> None:
 
 
 def test_open_intent_is_unknown_and_rejected_submit_is_retried() -> None:
+    """An open submit intent (outcome unknown) plans nothing until settled; a submit AWS
+    rejected is retried ("retry")."""
     want = desired({"a.json": job("a"), "b.json": job("b")})
     plan = plan_actions(
         want,
@@ -166,6 +165,8 @@ def test_open_intent_is_unknown_and_rejected_submit_is_retried() -> None:
 
 
 def test_prune_opt_out_and_no_prune_mode() -> None:
+    """A job with prune: false is never stopped; with pruning off (--no-prune) a removed
+    job is held with a reason naming --no-prune, and new jobs are still submitted."""
     keep = record("kept", "h", status="RUNNING", prune=False)
     assert plan_actions(desired({}), observed(keep)).actions == []
     plan = plan_actions(
@@ -197,6 +198,8 @@ def test_mass_prune_is_held_until_acknowledged() -> None:
 
 
 def test_empty_repository_never_prunes_without_ack() -> None:
+    """No manifests at all while a job runs: nothing is stopped; the prune is held, and
+    the reason says there are no manifests."""
     plan = plan_actions(desired({}), observed(record("a", "h", status="RUNNING")))
     assert plan.actions == [] and "no manifests at all" in plan.held_reason
 
@@ -216,6 +219,8 @@ def _definition(name: str, revision: int, spec_hash: str, prune: bool = True) ->
 
 
 def test_definitions_register_only_on_change_and_deregister_on_removal() -> None:
+    """A definition is registered when new or changed and left alone when its hash
+    matches; a removed definition has each revision deregistered, unless prune: false."""
     definition = {
         "jobDefinitionName": "d",
         "type": "container",
@@ -244,6 +249,8 @@ def test_definitions_register_only_on_change_and_deregister_on_removal() -> None
 
 
 def test_submit_order_puts_upstream_first() -> None:
+    """Jobs come out of submit_order upstream first (a before b before c), whatever the
+    order of their files."""
     want = desired(
         {
             "c.json": job("c", dependsOn=[{"jobId": "b"}]),

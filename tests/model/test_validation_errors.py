@@ -11,8 +11,9 @@ from click.testing import CliRunner
 from controller.cli.main import main
 from controller.model.desired import build_desired
 from controller.model.manifests import Manifest, ManifestError, load_files, load_manifest
+from tests.support.manifests import job
 
-JOB = {"jobName": "train", "jobQueue": "q", "jobDefinition": "d"}
+JOB = job("train", "q", "d")
 
 
 def errors_of(path: str, content: str | dict) -> list[ManifestError]:
@@ -85,6 +86,7 @@ def test_unparseable_files(path: str, content: str, needle: str) -> None:
 
 
 def test_non_utf8_is_rejected() -> None:
+    """Bytes that are not UTF-8 are an error saying so, not a crash or a mojibake job."""
     loaded = load_manifest("a.json", b'{"jobName": "\xff"}')
     assert isinstance(loaded, list) and "not UTF-8" in loaded[0].message
 
@@ -116,6 +118,7 @@ def test_envelope_errors() -> None:
 
 
 def test_envelope_loads() -> None:
+    """A YAML envelope with valid options loads as a job carrying its options (rerun 2)."""
     loaded = load_manifest(
         "a.yaml",
         b"apiVersion: batch-gitops/v1\nkind: Job\n"
@@ -133,16 +136,20 @@ def _desired(files: dict[str, dict]) -> list[ManifestError]:
 
 
 def test_duplicate_job_names_in_one_queue_name_both_files() -> None:
+    """Two files with one (queue, jobName) are both errors, each naming both files."""
     errors = _desired({"a.json": JOB, "b.json": JOB})
     assert {e.path for e in errors} == {"a.json", "b.json"}
     assert "a.json, b.json" in errors[0].message
 
 
 def test_same_name_in_two_queues_is_fine() -> None:
+    """The same jobName in two queues is two identities: no error."""
     assert _desired({"a.json": JOB, "b.json": {**JOB, "jobQueue": "other"}}) == []
 
 
 def test_dependency_cycle_names_the_files() -> None:
+    """A dependency cycle is an error on its members naming the other file; a job that
+    depends on a member is an error naming the invalid upstream job."""
     errors = _desired(
         {
             "a.json": {**JOB, "jobName": "a", "dependsOn": [{"jobId": "b"}]},
@@ -164,6 +171,8 @@ def test_unknown_dependency_name_and_literal_ids() -> None:
 
 
 def test_ambiguous_dependency() -> None:
+    """A dependency on a name that exists in several queues is an error on the
+    dependent file, saying the name is in several queues."""
     errors = _desired(
         {
             "a.json": {**JOB, "jobName": "up"},

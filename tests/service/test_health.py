@@ -31,6 +31,7 @@ def test_readiness_follows_the_last_pass(result: str, ready: bool) -> None:
 
 
 def test_stale_success_is_not_ready() -> None:
+    """A good pass older than ready_after (0 s here) no longer makes /readyz ready."""
     health = Health(ready_after=0.0)
     health.update(result="ok", revision="a" * 40, message="")
     assert health.readiness()[0] is False
