@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
@@ -15,14 +14,9 @@ from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo, make_controller
 from tests.support.controllers import make_settings
 from tests.support.manifests import definition
-from tests.support.manifests import job as make_job
+from tests.support.manifests import echo_job as job
 
 DEFINITION = definition("trainer")
-
-
-def job(name: str, command: str = "1") -> dict[str, Any]:
-    """A trainer job echoing ``command`` (a new command is a new spec)."""
-    return make_job(name, containerOverrides={"command": ["echo", command]})
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

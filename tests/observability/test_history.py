@@ -15,14 +15,9 @@ from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo
 from tests.support.cli import run_cli
 from tests.support.manifests import definition
-from tests.support.manifests import job as make_job
+from tests.support.manifests import echo_job as job
 
 DEFINITION = definition("trainer")
-
-
-def job(name: str, command: str = "1") -> dict[str, Any]:
-    """A trainer job echoing ``command`` (a new command is a new spec)."""
-    return make_job(name, containerOverrides={"command": ["echo", command]})
 
 
 def history(state: Path, *args: str) -> subprocess.CompletedProcess[str]:

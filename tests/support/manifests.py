@@ -45,3 +45,8 @@ def envelope(spec: dict[str, Any], kind: str = "Job", **options: Any) -> dict[st
     if options:
         document["options"] = options
     return document
+
+
+def echo_job(name: str, command: str = "1") -> dict[str, Any]:
+    """A trainer job that echoes ``command`` (a new command is a new spec: a new run)."""
+    return job(name, containerOverrides={"command": ["echo", command]})
