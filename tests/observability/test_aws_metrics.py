@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from controller.aws.batch import Boto3Batch, Rejected, Transient
 from controller.demo import backend as demo_backend
 from tests.support.fault_proxy import FaultProxy, first
-from tests.support.manifests import definition
+from tests.support.manifests import definition, job
 
 
 @pytest.fixture
@@ -86,7 +86,7 @@ def test_rejected_call_is_counted_by_its_aws_error_code(front: FaultProxy) -> No
     before = snapshot("SubmitJob", "ClientException")
     throttles = value("batch_gitops_aws_throttles_total", operation="SubmitJob")
     with pytest.raises(Rejected):
-        api.submit_job({"jobName": "x", "jobQueue": "no-such-queue", "jobDefinition": "nope"})
+        api.submit_job(job("x", "no-such-queue", "nope"))
     changed = delta(before, snapshot("SubmitJob", "ClientException"))
     assert changed == {"requests": 1, "request_errors": 1, "errors": 1, "throttles": 0}
     assert front.reached_aws("SubmitJob") == 1  # moto itself refused it
@@ -104,7 +104,7 @@ def test_submit_throttled_then_accepted_is_not_a_failed_call(
     api.throttle_delay = 0.05
     before = snapshot("SubmitJob", "TooManyRequestsException")
     front.rule = first(2, "throttle")
-    job_id = api.submit_job({"jobName": "x", "jobQueue": "test-queue", "jobDefinition": "trainer"})
+    job_id = api.submit_job(job("x"))
     assert batch.describe_jobs(jobs=[job_id])["jobs"][0]["jobName"] == "x"
     assert delta(before, snapshot("SubmitJob", "TooManyRequestsException")) == {
         "requests": 3,
