@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from controller.model import schedule_rules
 from controller.model.desired import build_desired
 from controller.model.manifests import Manifest, load_files, load_manifest
 from controller.model.schedule_rules import ScheduleOptions, decide_tick, newest_tick, tick_name
@@ -74,9 +76,20 @@ def test_schedule_in_berlin_ticks_at_local_time_and_is_named_in_utc() -> None:
     assert summer == datetime(2026, 7, 2, 0, tzinfo=UTC)
 
 
-def test_long_outage_decides_only_the_newest_tick_quickly() -> None:
+def test_long_outage_decides_only_the_newest_tick_quickly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """A per-minute cron after 60 days down: one decision (the newest tick), older ones
-    passed over, in well under a second (the search does not walk 86,400 ticks)."""
+    passed over, in well under a second: the search asks the cron trigger a few dozen
+    times (a log of the outage), it does not walk 86,400 ticks."""
+    asked: list[datetime] = []
+    next_fire = schedule_rules._next_fire
+
+    def counting(trigger: Any, at_or_after: datetime) -> datetime | None:
+        asked.append(at_or_after)
+        return next_fire(trigger, at_or_after)
+
+    monkeypatch.setattr(schedule_rules, "_next_fire", counting)
     after = datetime(2026, 9, 1, tzinfo=UTC)
     now = after + timedelta(days=60, seconds=42)
     started = time.perf_counter()
@@ -88,6 +101,7 @@ def test_long_outage_decides_only_the_newest_tick_quickly() -> None:
     )
     assert off.tick == on.tick and off.outcome == "skipped" and off.late
     assert elapsed < 0.5
+    assert len(asked) <= 40  # two decisions of at most log2(86,400) + 3 questions each
 
 
 def test_on_time_tick_runs_and_nothing_is_due_before_the_first_tick() -> None:
