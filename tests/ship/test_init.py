@@ -76,11 +76,18 @@ def test_scaffold_policy_is_enforced(tmp_path: Path) -> None:
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
-    """A second init into the same folder fails and names a file; --force overwrites."""
+    """A second init into the same folder fails, names a file it would overwrite and
+    leaves an edited file alone; --force overwrites it with the template again."""
     assert cli("init", str(tmp_path)).returncode == 0
+    policy = tmp_path / ".batch-gitops/policy.yaml"
+    template = policy.read_text()
+    policy.write_text("# edited by the team\n")
     again = cli("init", str(tmp_path))
     assert again.returncode == 1 and "--force" in again.stderr
+    assert any(f"(e.g. {path})" in again.stderr for path, _ in template_files()), again.stderr
+    assert policy.read_text() == "# edited by the team\n"
     assert cli("init", str(tmp_path), "--force").returncode == 0
+    assert policy.read_text() == template
 
 
 def test_ci_templates_validate_and_plan_but_never_apply() -> None:

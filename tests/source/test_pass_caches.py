@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -141,8 +142,9 @@ def test_ls_tree_lists_what_the_tree_walk_finds(repo: GitRepo, subdir: str) -> N
 def test_batched_reads_parse_like_single_reads(
     controller: Controller, repo: GitRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a read batch of a few hundred bytes (many cat-file calls), every manifest is
-    parsed from its own bytes: each job is submitted once, under its own name."""
+    """With a read batch of a few hundred bytes, the pass itself reads the 13 new blobs
+    in more than three batches (many cat-file calls), and every manifest is parsed from
+    its own bytes: each job is submitted once, under its own name."""
     for index in range(12):
         repo.write(f"jobs/j{index:02d}.json", job(f"j{index:02d}"))
     repo.write("definitions/sleeper.json", DEFINITION)
@@ -156,7 +158,17 @@ def test_batched_reads_parse_like_single_reads(
         )
     )
     assert len(batches) > 3
+    read: list[int] = []  # the batches the pass reads, by size
+    real_batches = manifest_cache._read_batches
+
+    def counted(*args: Any) -> Iterator[list[tuple[str, str]]]:
+        for batch in real_batches(*args):
+            read.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(manifest_cache, "_read_batches", counted)
     outcome = controller.reconcile()
+    assert len(read) > 3 and sum(read) == 13
     assert outcome.result == "ok" and outcome.counts().get("submit_ok") == 12
     names = sorted(key[1] for key in outcome.desired.jobs)  # type: ignore[union-attr]
     assert names == [f"j{index:02d}" for index in range(12)]
