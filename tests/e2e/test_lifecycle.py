@@ -34,11 +34,8 @@ def setup_repo(repo: GitRepo, manifest: dict[str, Any] = JOB) -> None:
     repo.commit("train")
 
 
-def test_removing_a_queued_job_cancels_it(
-    controller: Controller, repo: GitRepo, batch: Any
-) -> None:
-    """Removing a SUBMITTED job's manifest cancels it: one CancelJob, result ok, and the
-    job ends FAILED with a reason that says its manifest was removed."""
+def queued_then_removed(controller: Controller, repo: GitRepo, batch: Any) -> str:
+    """train submitted and held SUBMITTED, then its manifest removed (not yet applied)."""
     demo_backend.set_mode("queued")
     setup_repo(repo)
     controller.reconcile()
@@ -46,6 +43,15 @@ def test_removing_a_queued_job_cancels_it(
     assert describe(batch, job_id)["status"] == "SUBMITTED"
     repo.remove("jobs/train.json")
     repo.commit("drop train")
+    return job_id
+
+
+def test_removing_a_queued_job_cancels_it(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """Removing a SUBMITTED job's manifest cancels it: one CancelJob, result ok, and the
+    job ends FAILED with a reason that says its manifest was removed."""
+    job_id = queued_then_removed(controller, repo, batch)
     counter = WriteCounter(controller.api)
     result = controller.reconcile()
     assert [(r.action.action, r.result) for r in result.results] == [("cancel", "ok")]
@@ -89,13 +95,7 @@ def test_cancel_escalates_when_the_job_started_meanwhile(
     hook does, as AWS's scheduler would), so CancelJob does nothing: the re-read finds
     it started and the controller escalates to TerminateJob. Result: one cancel action,
     ok, "escalated to TerminateJob"; writes CancelJob then TerminateJob; the job FAILED."""
-    demo_backend.set_mode("queued")
-    setup_repo(repo)
-    controller.reconcile()
-    job_id = current_id(controller)
-    assert describe(batch, job_id)["status"] == "SUBMITTED"
-    repo.remove("jobs/train.json")
-    repo.commit("drop train")
+    job_id = queued_then_removed(controller, repo, batch)
 
     started: list[str] = []
 

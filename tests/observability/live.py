@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import urllib.error
 import urllib.parse
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.cli import start_cli
+from tests.support.cli import start_cli, stop
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
@@ -40,16 +39,6 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @dataclass
@@ -110,7 +99,7 @@ def run_daemon(
         daemon.url = "http://" + wait_until("the daemon to listen", listening, 30, 0.2)
         yield daemon
     finally:
-        _stop(process)
+        stop(process)
 
 
 @dataclass
@@ -178,4 +167,4 @@ def run_prometheus(binary: str, target: str, tmp_path: Path) -> Iterator[Prometh
         wait_until("Prometheus to be ready", ready, 30, 0.2)
         yield prometheus
     finally:
-        _stop(process)
+        stop(process)

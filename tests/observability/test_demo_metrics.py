@@ -15,7 +15,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.observability.live import http_get
-from tests.support.cli import start_cli
+from tests.support.cli import start_cli, stop
 from tests.support.waiting import wait_until
 
 METRICS_URL = re.compile(r"Metrics: (http://127\.0\.0\.1:\d+/metrics)")
@@ -93,9 +93,4 @@ def test_demo_metrics_move_as_jobs_walk(tmp_path: Path) -> None:
             ) from exc
         assert sum(early.values()) > early["SUCCEEDED"]  # some were still on their way
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process, signal.SIGINT, timeout=15)

@@ -8,6 +8,7 @@ process a test kills)."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -73,3 +74,17 @@ def start_cli(
         stderr=stderr,
         **options,
     )
+
+
+def stop(
+    process: subprocess.Popen[Any], how: signal.Signals = signal.SIGTERM, timeout: float = 10
+) -> None:
+    """Stop a started process with ``how``, killing it if it is still there after
+    ``timeout`` seconds (a test never leaves a process behind, nor waits forever)."""
+    if process.poll() is None:
+        process.send_signal(how)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
