@@ -16,13 +16,15 @@ from controller.model.jobstatus import ACTIVE_STATUSES
 from controller.source.repository import make_source
 from tests.conftest import Controller, GitRepo, WriteCounter
 from tests.policy.test_policy_validate import GOOD_DEFINITION, GOOD_JOB, POLICY, _with
+from tests.support.aws import job_names
 
 JOB = GOOD_JOB
 DEFINITION = "teams/finance/def.json"
 
 
-def submitted_names(batch: Any, queue: str = "finance-team-queue") -> set[str]:
-    return {j["jobName"] for j in batch.list_jobs(jobQueue=queue)["jobSummaryList"]}
+def submitted_names(batch: Any) -> set[str]:
+    """The names of the jobs AWS holds in the finance team's queue."""
+    return set(job_names(batch, "finance-team-queue"))
 
 
 def test_violating_manifest_is_skipped_and_the_good_one_applied(
