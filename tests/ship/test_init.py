@@ -355,7 +355,8 @@ def test_gitlab_plan_job_posts_the_note(moto: demo_backend.MotoBatch, tmp_path: 
     script = "\n".join(gitlab["batch-gitops:plan"]["script"])
     _NoteCatcher.received.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _NoteCatcher)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll interval: shutdown() waits for it.
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

@@ -153,8 +153,9 @@ class FaultProxy:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        # A 50 ms poll interval: stop() (shutdown) waits up to one interval.
         self._thread = threading.Thread(
-            target=self.server.serve_forever, name="fault-proxy", daemon=True
+            target=self.server.serve_forever, args=(0.05,), name="fault-proxy", daemon=True
         )
 
     def start(self) -> FaultProxy:
