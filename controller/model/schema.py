@@ -11,7 +11,7 @@ text) come from the same botocore shapes the controller validates against, and
 every value rule (lengths, bounds, enums, patterns, the name pattern, the
 reserved tag prefix) from :func:`controller.model.constraints.member_rules`, the
 call ``validate`` makes: the two cannot drift
-(``tests/manifests/test_schema_agreement.py``). Draft-07, the dialect VS Code's JSON and YAML
+(``tests/model/test_schema_agreement.py``). Draft-07, the dialect VS Code's JSON and YAML
 language servers both understand.
 """
 

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -26,13 +25,15 @@ from tests.git_pressure.servers import free_port
 from tests.lease.conftest import TABLE
 from tests.lease.test_takeover import DEFINITION, job, runs_by_name
 from tests.reliability.conftest import NUMBERS
+from tests.support.cli import start_cli
+from tests.support.waiting import wait_until
 
 LEASE_SECONDS = 2.0
 POLL = LEASE_SECONDS / 4
 
 
 class Replica:
-    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+    def __init__(self, name: str, proc: subprocess.Popen[str], port: int, log: Path) -> None:
         self.name, self.proc, self.port, self.log = name, proc, port, log
 
     def get(self, path: str) -> tuple[int, str]:
@@ -89,12 +90,9 @@ def handoffs(writers: list[str]) -> int:
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float) -> float:
-    """Seconds until ``check()`` holds; fails the test after ``timeout``."""
+    """Seconds until ``check()`` holds (polled every 50 ms); fails the test after ``timeout``."""
     started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+    wait_until(what, check, timeout)
     return time.monotonic() - started
 
 
@@ -102,6 +100,8 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float) -> float:
 def replicas(
     dynamodb: Any, moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path
 ) -> Iterator[Callable[[str], Replica]]:
+    """``replicas(name)`` starts `batch-gitops run` leading through the lease (its own
+    ledger and cache, JSON log in tmp_path/NAME.log); all are killed at the end."""
     started: list[Replica] = []
 
     def start(name: str) -> Replica:
@@ -116,22 +116,17 @@ def replicas(
             "BATCH_GITOPS_WORKDIR": str(tmp_path / f"{name}-cache"),
             "BATCH_GITOPS_LOG_FORMAT": "json",
         }
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "controller",
-                    "run",
-                    "--repo",
-                    str(repo.path),
-                    "--state",
-                    str(tmp_path / f"{name}.sqlite"),
-                    "--interval",
-                    "1s",
-                    "--listen",
-                    f"127.0.0.1:{port}",
-                ],
+        with log.open("w") as out:
+            proc = start_cli(
+                "run",
+                "--repo",
+                str(repo.path),
+                "--state",
+                str(tmp_path / f"{name}.sqlite"),
+                "--interval",
+                "1s",
+                "--listen",
+                f"127.0.0.1:{port}",
                 cwd=ROOT,
                 env=env,
                 stdout=out,

@@ -12,26 +12,23 @@ import pytest
 from controller.aws.batch import Boto3Batch
 from controller.demo import backend as demo_backend
 from controller.service.daemon import Daemon
-from controller.settings import Settings
-from controller.state.sqlite import SqliteLedger
 from tests.conftest import GitRepo, WriteCounter
 from tests.lease.conftest import TABLE, Clock
+from tests.support.aws import runs_by_name
+from tests.support.controllers import make_daemon, make_settings
+from tests.support.manifests import QUEUE, definition, job
 
-QUEUE = "test-queue"
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
+# job(name, **extra) and runs_by_name(batch) are the shared ones (test_replicas imports them).
+__all__ = ["QUEUE", "job", "runs_by_name"]
 
-
-def job(name: str, **extra: Any) -> dict[str, Any]:
-    return {"jobName": name, "jobQueue": QUEUE, "jobDefinition": "trainer", **extra}
+DEFINITION = definition("trainer")
 
 
 def replica(name: str, repo: GitRepo, tmp_path: Path, **overrides: Any) -> Daemon:
-    settings = Settings(
-        repo=str(repo.path),
+    """A daemon named ``name`` with its own ledger and cache, leading through the lease."""
+    settings = make_settings(
+        repo,
+        tmp_path,
         state=tmp_path / f"{name}.sqlite",
         workdir=tmp_path / f"{name}-cache",
         lease_table=TABLE,
@@ -39,17 +36,7 @@ def replica(name: str, repo: GitRepo, tmp_path: Path, **overrides: Any) -> Daemo
         holder_id=name,
         **overrides,
     )
-    return Daemon(
-        settings, Boto3Batch(rate_limit=1000, max_attempts=3), SqliteLedger(settings.state)
-    )
-
-
-def runs_by_name(batch: Any) -> dict[str, int]:
-    ids = [j["jobId"] for j in batch.list_jobs(jobQueue=QUEUE)["jobSummaryList"]]
-    counts: dict[str, int] = {}
-    for described in batch.describe_jobs(jobs=ids)["jobs"] if ids else []:
-        counts[described["jobName"]] = counts.get(described["jobName"], 0) + 1
-    return counts
+    return make_daemon(settings)
 
 
 def writes(outcome: Any) -> list[tuple[str, str]]:

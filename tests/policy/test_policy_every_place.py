@@ -22,7 +22,7 @@ from controller.model.policy import (
     load_policy,
 )
 from tests.conftest import GitRepo
-from tests.manifests.model_walk import Place, all_places, place_value
+from tests.model.model_walk import Place, all_places, place_value
 from tests.policy.test_policy_validate import run_validate
 
 POLICY = b"""\
