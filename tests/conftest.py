@@ -160,3 +160,21 @@ class WriteCounter:
     @property
     def reads(self) -> list[str]:
         return [c for c in self.calls if c not in self.WRITES]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _xdg_dirs_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default ledger and git cache ($XDG_STATE_HOME, $XDG_CACHE_HOME) of every test,
+    in-process and in the CLI processes it starts, live in a temp dir, never in $HOME."""
+    import os
+
+    saved = {name: os.environ.get(name) for name in ("XDG_STATE_HOME", "XDG_CACHE_HOME")}
+    base = tmp_path_factory.mktemp("xdg")
+    os.environ["XDG_STATE_HOME"] = str(base / "state")
+    os.environ["XDG_CACHE_HOME"] = str(base / "cache")
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from controller.cli.common import OUTPUT, build_settings, open_runtime
+from controller.cli.common import OUTPUT, VERBOSE, build_settings, open_runtime
 
 
 @click.group()
@@ -44,6 +44,7 @@ def ledger() -> None:
     "with such a ledger).",
 )
 @OUTPUT
+@VERBOSE
 def rebuild(
     repo: str | None,
     branch: str | None,

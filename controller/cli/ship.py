@@ -46,8 +46,14 @@ def schema(output_file: Path | None) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def init(directory: Path, force: bool) -> None:
-    """Scaffold a manifest repository in DIRECTORY: team folders, policy, examples, CI."""
+    """Scaffold a manifest repository in DIRECTORY: team folders, policy, examples, CI.
+
+    DIRECTORY becomes a git repository on branch main (the branch the controller reads
+    by default) unless it already lies in one.
+    """
     from controller.cli.scaffold import ScaffoldError, scaffold
+    from controller.settings import Settings
+    from controller.source.repository import prepare_repository
 
     try:
         result = scaffold(directory, force=force)
@@ -55,11 +61,22 @@ def init(directory: Path, force: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     for path in result.written:
         click.echo(f"created {directory / path}")
+    branch = Settings.model_fields["branch"].default
+    made, current = prepare_repository(directory, branch)
+    if made == "created":
+        click.echo(f"created a git repository in {directory} on branch {branch}")
+    elif current != branch:
+        click.echo(
+            f"{directory} is in a git repository on branch {current or '(detached HEAD)'}: "
+            f"the controller reads {branch!r} unless you pass --branch {current or '<branch>'} "
+            "(or set BATCH_GITOPS_BRANCH)"
+        )
     click.echo(
-        f"next: cd {directory} && git init && batch-gitops validate . "
-        "(set the CI variables named in .github/workflows/batch-gitops.yml)",
-        err=True,
+        f"next: cd {directory} && git add -A && git commit -m 'batch-gitops layout' && "
+        "batch-gitops validate . && batch-gitops plan --repo ."
+        + ("" if current in ("", branch) else f" --branch {current}")
     )
+    click.echo("CI: set the variables named in .github/workflows/batch-gitops.yml")
 
 
 def _default(name: str) -> str:

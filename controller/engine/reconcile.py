@@ -7,6 +7,7 @@ nothing and prunes nothing.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -37,6 +38,9 @@ from controller.state.ledger import Ledger
 from controller.state.rebuild import assumed_ledger, ledger_loss
 
 log = structlog.get_logger(__name__)
+# Ledger meta: the invalid manifests of the last applying pass that read its source, as
+# JSON {"revision", "errors": [{"path", "field", "message"}]} (shown by `status`).
+INVALID_META = "invalid_manifests"
 
 
 @dataclass
@@ -319,6 +323,11 @@ def _finish(settings: Settings, ledger: Ledger, outcome: PassResult) -> None:
             ledger.set_meta("last_applied_revision", outcome.revision)
         if outcome.revision:
             ledger.set_meta("last_attempted_revision", outcome.revision)
+        if outcome.desired is not None:
+            errors = [e.as_dict() for e in outcome.errors]
+            ledger.set_meta(
+                INVALID_META, json.dumps({"revision": outcome.revision, "errors": errors})
+            )
         ledger.finish_pass(outcome.pass_id, outcome.revision, outcome.result, outcome.counts())
         _update_job_gauge(ledger)
     log.info(

@@ -260,11 +260,22 @@ def ledger_loss(
     if not found:
         return ""
     queue, example = found[0]
-    return (
+    manifest = str((example.get("tags") or {}).get(MANIFEST_TAG, ""))
+    ours = {job.manifest for job in desired.jobs.values()} | desired.invalid_paths
+    seen = (
         f"{state}: the ledger is empty, but AWS Batch already holds jobs tagged "
-        f"{MANAGED_BY_TAG}={controller_id} (e.g. {example['jobName']} "
-        f"{example['jobId']} in {queue}): the ledger "
-        "file was lost or --state points at the wrong file, and submitting now would run "
-        f"every job again. Recover it with `batch-gitops ledger rebuild --state {state}` "
-        "(same --repo), then reconcile."
+        f"{MANAGED_BY_TAG}={controller_id} (e.g. {example['jobName']} {example['jobId']} in "
+        f"{queue}, from manifest {manifest or '?'}), and submitting now could run jobs again."
     )
+    rebuild = (
+        "the ledger file was lost or --state points at the wrong file: recover it with "
+        f"`batch-gitops ledger rebuild --state {state}` (same --repo), then reconcile"
+    )
+    other_repo = (
+        "another repository's controller uses the same controller id: give this one its "
+        "own with --controller-id (BATCH_GITOPS_CONTROLLER_ID), since each id only ever "
+        "touches its own jobs"
+    )
+    if manifest and manifest not in ours:  # not a file of this repository
+        return f"{seen} If {manifest} is not in this repository, {other_repo}. Otherwise {rebuild}."
+    return f"{seen} Most likely {rebuild}. If the job comes from another repository, {other_repo}."
