@@ -189,7 +189,6 @@ def run(**flags: Any) -> None:
     settings = build_settings(**flags)
     _check_secret_file(settings.webhook_secret_file)
     api, ledger = open_runtime(settings, daemon=True)
-    click.echo(f"batch-gitops {__version__}: ledger {settings.state}")
     try:
         Daemon(settings, api, ledger).run_forever()
     except SourceError as exc:

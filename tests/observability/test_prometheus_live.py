@@ -72,7 +72,7 @@ def test_every_dashboard_query_has_data_on_a_live_controller(
             status, body = http_get(f"{daemon.url}/readyz")
             assert status == 200 and json.loads(body)["revision"] == second
 
-            expressions = [e.replace("$__rate_interval", "1m") for e in dashboard.expressions()]
+            expressions = [dashboard.resolve(e) for e in dashboard.expressions()]
             empty: list[str] = list(expressions)
 
             def all_have_data() -> bool:
