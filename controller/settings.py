@@ -102,7 +102,8 @@ class Settings(BaseSettings):
     )
     log_format: Literal["auto", "json", "console"] = Field(
         "auto",
-        description="Log rendering: JSON when not on a TTY (always for the daemon) unless forced.",
+        description="Log rendering: auto is JSON for the daemon and text for one-shot "
+        "commands; json or console force either.",
     )
 
     # --- policy and security (controller/policy.py, signatures.py, webhook.py) ---
@@ -217,7 +218,7 @@ class Settings(BaseSettings):
     )
 
 
-# Where the ledger was by default before 0.2: relative to the working directory.
+# Where the ledger was by default up to 0.1.0: relative to the working directory.
 LEGACY_STATE = Path(".batch-gitops/ledger.sqlite")
 
 

@@ -75,7 +75,7 @@ def pass_summary(result: Any, watched: WatchedBatch, ledger: str) -> dict[str, A
     if watched.failures and data["result"] in ("ok", "degraded"):
         data["result"] = "error"
         data["message"] = (
-            f"AWS Batch could not be read ({watched.failures[0]}); the statuses shown are "
-            "the ledger's last known ones"
+            f"AWS Batch could not be read ({watched.failures[0]}); what the ledger "
+            "remembers is not enough to call this in sync"
         )
     return data

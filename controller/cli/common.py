@@ -119,7 +119,7 @@ def settings_error(exc: ValidationError, flags: set[str]) -> str:
 def build_settings(*, uses_ledger: bool = True, **overrides: Any) -> Settings:
     """Settings from flags (``overrides``) over the environment; a mistake exits 1 on one line.
 
-    An existing ledger at the pre-0.2 default (``.batch-gitops/ledger.sqlite`` in the
+    An existing ledger at the old (0.1.0) default (``.batch-gitops/ledger.sqlite`` in the
     working directory) is used, with a warning, when the new default does not exist yet
     (``uses_ledger``: the command opens the ledger at all).
     """
@@ -137,7 +137,7 @@ def build_settings(*, uses_ledger: bool = True, **overrides: Any) -> Settings:
         legacy = LEGACY_STATE.resolve()
         click.echo(
             f"warning: using the ledger at the old default location {legacy}; move it to "
-            f"{settings.state} or set BATCH_GITOPS_STATE (see CHANGELOG.md, 0.2.0)",
+            f"{settings.state} or set BATCH_GITOPS_STATE (CHANGELOG.md: the default ledger location moved)",
             err=True,
         )
         settings = settings.model_copy(update={"state": legacy})
@@ -150,7 +150,8 @@ def verbosity() -> int:
 
 
 def configure_logs(settings: Settings | None = None, *, daemon: bool = False) -> None:
-    """Logs on stderr: the daemon at info in JSON, one-shot commands at warning (-v: more)."""
+    """Logs on stderr: the daemon at info in JSON, one-shot commands at warning (-v: more)
+    in the console format (``--log-format json`` for machines)."""
     if settings is not None and settings.log_level:
         level = LEVELS[settings.log_level]
     else:
@@ -159,7 +160,7 @@ def configure_logs(settings: Settings | None = None, *, daemon: bool = False) ->
     configure(
         settings.log_format if settings is not None else "auto",
         level=level,
-        json_when_auto=True if daemon else None,
+        json_when_auto=daemon,
     )
 
 

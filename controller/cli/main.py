@@ -37,10 +37,6 @@ def main() -> None:
     configure_logs()  # until a command knows its settings: nothing below warning on stderr
 
 
-class _UsageMistake(click.UsageError):
-    exit_code = 1
-
-
 class ExitOneOnUsageError(click.Command):
     """``plan`` keeps exit 2 for "changes pending": a usage mistake there exits 1."""
 
@@ -48,7 +44,8 @@ class ExitOneOnUsageError(click.Command):
         try:
             return super().make_context(*args, **kwargs)
         except click.UsageError as exc:
-            raise _UsageMistake(exc.message, exc.ctx) from None
+            exc.exit_code = 1  # type: ignore[misc]  # this instance only: a usage mistake
+            raise
 
 
 @main.command()

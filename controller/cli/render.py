@@ -90,7 +90,15 @@ def print_pass(data: dict[str, Any], output: str, console: Console, *, applied: 
 
 def _verdict(data: dict[str, Any], applied: bool) -> str:
     if data["result"] not in ("ok", "degraded"):
-        return f"[red]{data['result']}:[/] nothing was planned or applied"
+        done = sum(1 for a in data["actions"] if a.get("result") == "ok")
+        if applied and data["actions"]:
+            return (
+                f"[red]{data['result']}:[/] not in sync; {done} of "
+                f"{plural(len(data['actions']), 'change')} applied"
+            )
+        return f"[red]{data['result']}:[/] not in sync; nothing " + (
+            "applied" if applied else "planned"
+        )
     parts = []
     if data["actions"]:
         done = sum(1 for a in data["actions"] if a.get("result") == "ok")

@@ -152,8 +152,8 @@ def status(
         raise click.BadParameter(str(exc)) from exc
     settings = build_settings(state=state)
     configure_logs(settings)
-    api = None if offline else open_batch(settings)  # --offline needs no region
     ledger = open_ledger_for(settings, "read")
+    api = None if offline else open_batch(settings)  # --offline needs no region
     cache = DependencyCache()
     unread: list[str] = []
 

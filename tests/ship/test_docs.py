@@ -1,8 +1,9 @@
-"""The README cannot drift from the code: the configuration reference is the
-current output of ``config-reference``; every ``batch-gitops`` command and flag
-shown in a code block exists; every envelope option is documented; every
-repository file and in-page anchor it links to exists; the quick start's two
-commands are unchanged."""
+"""The README and docs/ cannot drift from the code: the configuration reference
+(docs/configuration.md) is the current output of ``config-reference``; every
+``batch-gitops`` command and flag shown in a code block exists; every envelope
+option is documented (docs/manifests.md); every repository file and in-page
+anchor the README links to exists; the quick start's two commands are unchanged.
+The site itself (mkdocs --strict, nav, runbooks) is tests/ship/test_docs_site.py."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from controller.model.manifests import DefinitionOptions, JobOptions, ScheduleOp
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+REFERENCE = ROOT / "docs" / "configuration.md"
+# Everything a user reads: the README and every page of the site.
+DOCS = "\n".join([README, *(page.read_text() for page in sorted((ROOT / "docs").glob("*.md")))])
 QUICK_START = [
     "python3 -m venv .venv && .venv/bin/pip install -e '.[demo]' && .venv/bin/batch-gitops demo",
     "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest",
@@ -27,22 +31,23 @@ QUICK_START = [
 
 def _code_lines() -> list[str]:
     """Lines of fenced code blocks, shell continuations joined."""
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", README, flags=re.S)
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", DOCS, flags=re.S)
     text = "\n".join(blocks).replace("\\\n", " ")
     return [line.strip() for line in text.splitlines()]
 
 
 def _section(title: str) -> str:
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, flags=re.S | re.M)
-    assert match, f"README has no '## {title}' section"
+    text = (ROOT / "docs" / "manifests.md").read_text()
+    match = re.search(rf"^#+ {re.escape(title)}\n(.*?)\Z", text, flags=re.S | re.M)
+    assert match, f"docs/manifests.md has no '{title}' heading"
     return match.group(1)
 
 
 def test_config_reference_is_current() -> None:
-    """`batch-gitops config-reference --check README.md` passes: every setting (env var,
-    flag, default, description) and every command flag matches the code."""
+    """`batch-gitops config-reference --check docs/configuration.md` passes: every setting
+    (env var, flag, default, description) and every command flag matches the code."""
     result = subprocess.run(
-        [sys.executable, "-m", "controller", "config-reference", "--check", "README.md"],
+        [sys.executable, "-m", "controller", "config-reference", "--check", str(REFERENCE)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -52,26 +57,27 @@ def test_config_reference_is_current() -> None:
 
 
 def test_config_reference_names_every_setting() -> None:
-    """Belt and braces: each BATCH_GITOPS_* variable of Settings appears in the README."""
+    """Belt and braces: each BATCH_GITOPS_* variable of Settings is in the reference."""
     from controller.settings import Settings
 
+    reference = REFERENCE.read_text()
     missing = [
         f"BATCH_GITOPS_{name.upper()}"
         for name in Settings.model_fields
-        if f"`BATCH_GITOPS_{name.upper()}`" not in README
+        if f"`BATCH_GITOPS_{name.upper()}`" not in reference
     ]
     assert missing == []
 
 
 def test_every_command_in_the_readme_exists() -> None:
-    """Each `batch-gitops <command>` in the README's prose or code is listed by
-    `batch-gitops --help`, and each --flag on a code line exists on that command."""
+    """Each `batch-gitops <command>` in the README's or the docs' prose or code is listed
+    by `batch-gitops --help`, and each --flag on a code line exists on that command."""
     ctx = click.Context(main)
     commands = set(main.list_commands(ctx))
     # Where the README runs the command: inline code and code-block lines (not prose
     # like "what batch-gitops promises", nor `git notes --ref=batch-gitops show`).
     invocation = re.compile(r"(?:^|&&|\||;)\s*(?:\S*/)?batch-gitops ([a-z][a-z-]+)")
-    spans = re.findall(r"`([^`\n]+)`", README) + _code_lines()
+    spans = re.findall(r"`([^`\n]+)`", DOCS) + _code_lines()
     mentioned = {m for span in spans for m in invocation.findall(span.strip())}
     assert {"validate", "plan", "schema", "init", "config-reference"} <= mentioned
     help_text = subprocess.run(
@@ -106,7 +112,7 @@ def test_every_command_in_the_readme_exists() -> None:
 
 def test_every_envelope_option_is_documented() -> None:
     """Every option of the envelope models (by its YAML name) is in the manifest reference."""
-    section = _section("Manifest reference")
+    section = _section("Manifests")
     for model in (JobOptions, DefinitionOptions, ScheduleOptions):
         for name, info in model.model_fields.items():
             assert f"`{info.alias or name}`" in section, f"{model.__name__}.{info.alias or name}"
