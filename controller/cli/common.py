@@ -137,7 +137,8 @@ def build_settings(*, uses_ledger: bool = True, **overrides: Any) -> Settings:
         legacy = LEGACY_STATE.resolve()
         click.echo(
             f"warning: using the ledger at the old default location {legacy}; move it to "
-            f"{settings.state} or set BATCH_GITOPS_STATE (CHANGELOG.md: the default ledger location moved)",
+            f"{settings.state} or set BATCH_GITOPS_STATE (CHANGELOG.md: the default ledger "
+            "location moved)",
             err=True,
         )
         settings = settings.model_copy(update={"state": legacy})

@@ -138,3 +138,28 @@ def _move_aside(state: Path) -> Path | None:
         if source.exists():
             source.rename(Path(f"{aside}{suffix}"))
     return aside
+
+
+@ledger.command()
+@click.option("--repo", metavar="SRC", required=True, help="The repository's new location.")
+@click.option("--path", "path", metavar="SUBDIR", help="Manifest sub-directory of --repo.")
+@click.option(
+    "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
+)
+@VERBOSE
+def rebind(repo: str, path: str | None, state: Path | None) -> None:
+    """Bind the ledger to a renamed repository (a pass refuses a ledger of another one)."""
+    from controller.cli.common import configure_logs, open_ledger_for
+    from controller.engine.reconcile import REPOSITORY_META
+    from controller.source.repository import repository_name
+
+    settings = build_settings(repo=repo, path=path, state=state)
+    configure_logs(settings)
+    ledger_file = open_ledger_for(settings, "read")
+    try:
+        before = ledger_file.get_meta(REPOSITORY_META)
+        after = repository_name(settings.repo, settings.path)
+        ledger_file.set_meta(REPOSITORY_META, after)
+    finally:
+        ledger_file.close()
+    click.echo(f"{settings.state}: bound to repository {after!r} (was {before!r})")

@@ -159,7 +159,8 @@ def config_reference(root: click.Group) -> str:
     "--write",
     "write_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Replace this file's generated section (docs/configuration.md) with the current reference.",
+    help="Replace this file's generated section (docs/configuration.md) with the current "
+    "reference.",
 )
 @click.pass_context
 def config_reference_command(

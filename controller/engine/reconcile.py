@@ -33,7 +33,7 @@ from controller.model.records import Provenance
 from controller.settings import Settings
 from controller.source.guard import apply_policy, limits, refuse
 from controller.source.manifest_cache import ManifestCache
-from controller.source.repository import GitSource, Snapshot, SourceError
+from controller.source.repository import GitSource, Snapshot, SourceError, repository_name
 from controller.state.ledger import Ledger
 from controller.state.rebuild import assumed_ledger, ledger_loss
 
@@ -41,6 +41,10 @@ log = structlog.get_logger(__name__)
 # Ledger meta: the invalid manifests of the last applying pass that read its source, as
 # JSON {"revision", "errors": [{"path", "field", "message"}]} (shown by `status`).
 INVALID_META = "invalid_manifests"
+# Ledger meta: the repository (name and --path) whose passes the ledger records. A second
+# repository applied with the same controller id would otherwise find the first one's
+# jobs in the (shared, per-id) default ledger and prune them as "removed".
+REPOSITORY_META = "repository"
 
 
 @dataclass
@@ -195,6 +199,11 @@ def _run(
     if refused is not None:
         outcome.result, outcome.message = refused
         return
+    other = _other_repository(settings, ledger, record=not outcome.dry_run)
+    if other:
+        outcome.result, outcome.message = "error", other
+        log.error("ledger_of_another_repository", message=other)
+        return
     planning_only = "" if outcome.dry_run else assumed_ledger(ledger)
     if planning_only:
         outcome.result, outcome.message = "error", planning_only
@@ -258,6 +267,26 @@ def _run(
         )
     if desired.errors or failed:
         outcome.result = "degraded"
+
+
+def _other_repository(settings: Settings, ledger: Ledger, *, record: bool) -> str:
+    """Why this ledger belongs to another repository ('' if it is this one's; an applying
+    pass binds an unbound ledger to this repository)."""
+    ours = repository_name(settings.repo, settings.path)
+    bound = ledger.get_meta(REPOSITORY_META)
+    if bound is None:
+        if record:
+            ledger.set_meta(REPOSITORY_META, ours)
+        return ""
+    if bound == ours:
+        return ""
+    return (
+        f"{settings.state} is the ledger of repository {bound!r}, not {ours!r}: a second "
+        "repository needs its own controller id (--controller-id or "
+        "BATCH_GITOPS_CONTROLLER_ID; it also gets its own default ledger), or --state with "
+        f"its own ledger file. If {bound!r} was renamed to {ours!r}, run `batch-gitops "
+        f"ledger rebind --state {settings.state} --repo {settings.repo}` once"
+    )
 
 
 def _ledger_lost(settings: Settings, api: BatchApi, ledger: Ledger, desired: DesiredState) -> str:

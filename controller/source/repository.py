@@ -491,6 +491,18 @@ class GitSource:
         return tuple(files), sizes, tuple(links)
 
 
+def repository_name(src: str, subdir: str = "") -> str:
+    """What a ledger is bound to: the repository's name (the last part of its URL or path,
+    without ``.git``) and the manifest sub-directory. A URL moving to another host or
+    from https to ssh keeps it; a second repository has another."""
+    if is_url(src):
+        path = urllib.parse.urlsplit(src).path if "://" in src else src.rpartition(":")[2]
+    else:
+        path = str(Path(src).resolve())
+    name = path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or path
+    return f"{name}/{subdir.strip('/')}" if subdir.strip("/") else name
+
+
 def _branch_hint(branches: list[str] | None) -> str:
     """What to do about a missing branch: the branches that exist and the flag to pass."""
     if branches is None:
