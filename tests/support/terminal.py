@@ -7,6 +7,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -23,8 +24,12 @@ def run_on_terminal(
     rows: int = 24,
     timeout: float = 60,
     cwd: str | None = None,
+    until: str = "",
 ) -> tuple[int, str]:
-    """``python -m controller *args`` with stdout and stderr on one pty: (exit code, text)."""
+    """``python -m controller *args`` with stdout and stderr on one pty: (exit code, text).
+
+    ``until``: send SIGINT once the output contains it (a daemon, the demo), then read
+    what the process prints until it exits."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
     env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
@@ -51,9 +56,14 @@ def run_on_terminal(
                 if not chunk:
                     break
                 output += chunk
+                if until and until.encode() in output and child.poll() is None:
+                    child.send_signal(signal.SIGINT)
+                    until = ""
             elif child.poll() is not None:
                 break
-        code = child.wait(timeout=max(1.0, deadline - time.monotonic()))
+        if child.poll() is None:  # the deadline passed: never leave it running
+            child.kill()
+        code = child.wait(timeout=10)
     finally:
         if slave >= 0:
             os.close(slave)
