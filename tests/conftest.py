@@ -178,3 +178,14 @@ def _xdg_dirs_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config_restored() -> Iterator[None]:
+    """A command run in-process (click's CliRunner) configures logging for a one-shot
+    command (warnings only); the next test gets the configuration it started with."""
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)

@@ -116,7 +116,7 @@ def _verdict(data: dict[str, Any], applied: bool) -> str:
     if parts:
         return "; ".join(parts)
     if not data["aws_read"]:
-        return "nothing to do: no manifests and no managed jobs (AWS Batch was not read)"
+        return "nothing to do (AWS Batch was not read: no job or definition to compare)"
     return "[green]in sync:[/] nothing to do (AWS Batch read)"
 
 

@@ -154,10 +154,12 @@ def _run(
                 f"second pass made {writes} changes; metrics were at {metrics_url}",
                 highlight=False,
             )
+            if kept:
+                console.print(f"ledger: {settings.state}", highlight=False)
             return 0 if ok else 1
 
         kept_note = (
-            f"{root} is kept"
+            f"{root} is kept, ledger {settings.state}"
             if kept
             else "this demo folder is removed on exit; --workdir keeps one"
         )
