@@ -87,7 +87,7 @@ def test_watching_demo_names_invalid_manifests_once(tmp_path: Path) -> None:
             found = re.search(r'batch_gitops_passes_total\{result="degraded"\} (\S+)', text)
             return int(float(found.group(1))) if found else 0
 
-        _wait_for(demo, "three passes over the broken commit", lambda: degraded_passes() >= 3)
+        _wait_for(demo, "two passes over the broken commit", lambda: degraded_passes() >= 2)
     finally:
         demo.send_signal(signal.SIGINT)
         try:
