@@ -75,6 +75,7 @@ def environment(settings: Settings) -> dict[str, str]:
         "BATCH_GITOPS_RATE_LIMIT": str(settings.rate_limit),
         "BATCH_GITOPS_MAX_MANIFESTS": str(settings.max_manifests),
         "BATCH_GITOPS_LOG_FORMAT": "json",
+        "BATCH_GITOPS_LOG_LEVEL": "info",  # one-shot commands log warnings only by default
     }
 
 

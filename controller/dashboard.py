@@ -6,6 +6,12 @@
 built from it, and ``tests/observability`` evaluates every expression against a
 real Prometheus scraping a live controller, so no panel can silently go empty.
 
+Several controllers can share one Prometheus: the ``namespace``, ``job`` and
+``instance`` variables (listed from ``batch_gitops_build_info``) scope every
+query, through :data:`SCOPE` added to each ``batch_gitops_*`` selector by
+:func:`scoped`. "All" is ``.*``, which also matches series without the label (a
+plain Prometheus has no ``namespace``).
+
 grafanalib is a test/deploy-time dependency only; the controller never imports
 this module.
 """
@@ -13,6 +19,7 @@ this module.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +32,25 @@ TARGET = Path(__file__).resolve().parent.parent / "deploy" / "grafana" / "batch-
 DATASOURCE = "${datasource}"
 RATE = "$__rate_interval"
 THROTTLE_CODES = "TooManyRequestsException|ThrottlingException|Throttling|RequestLimitExceeded"
+VARIABLES = ("namespace", "job", "instance")
+SCOPE = ", ".join(f'{name}=~"${name}"' for name in VARIABLES)
+_METRIC = re.compile(r"\b(batch_gitops_[a-z_]+)(\{)?")
+
+
+def scoped(expr: str) -> str:
+    """``expr`` with every batch_gitops_* selector limited to the chosen controllers."""
+
+    def scope(match: re.Match[str]) -> str:
+        return f"{match.group(1)}{{{SCOPE}" + (", " if match.group(2) else "}")
+
+    return _METRIC.sub(scope, expr)
+
+
+def resolve(expr: str, rate: str = "1m") -> str:
+    """A dashboard expression as Grafana sends it with every variable on "All"."""
+    for name in VARIABLES:
+        expr = expr.replace(f"${name}", ".*")
+    return expr.replace(RATE, rate)
 
 
 @dataclass(frozen=True)
@@ -53,11 +79,25 @@ PANELS: tuple[PanelSpec, ...] = (
     # --- reconcile passes ---
     PanelSpec(
         "Reconcile passes",
+        "Controllers",
+        "table",
+        (
+            _q(
+                "max by (namespace, job, instance, version) (batch_gitops_build_info)",
+                instant=True,
+            ),
+        ),
+        description="Every controller the namespace/job/instance variables select, with its "
+        "batch-gitops version.",
+    ),
+    PanelSpec(
+        "Reconcile passes",
         "Since last successful pass",
         "stat",
-        (_q("time() - max(batch_gitops_last_successful_pass_timestamp_seconds)"),),
+        (_q("time() - min(batch_gitops_last_successful_pass_timestamp_seconds)"),),
         unit="s",
-        description="Alert BatchGitopsNoSuccessfulPass fires above 15 minutes.",
+        description="The longest any chosen controller has gone without a successful pass; "
+        "alert BatchGitopsNoSuccessfulPass fires above 15 minutes.",
     ),
     PanelSpec(
         "Reconcile passes",
@@ -348,14 +388,14 @@ PANELS: tuple[PanelSpec, ...] = (
 
 
 def expressions() -> list[str]:
-    """Every PromQL expression of the dashboard, in panel order."""
-    return [query.expr for panel in PANELS for query in panel.queries]
+    """Every PromQL expression of the dashboard (scoped), in panel order."""
+    return [scoped(query.expr) for panel in PANELS for query in panel.queries]
 
 
 def _panel(spec: PanelSpec, grid: g.GridPos) -> Any:
     targets = [
         g.Target(
-            expr=q.expr,
+            expr=scoped(q.expr),
             legendFormat=q.legend,
             refId=chr(ord("A") + i),
             instant=q.instant,
@@ -421,10 +461,28 @@ def build() -> Any:
                     label="Prometheus",
                     query="prometheus",
                     type="datasource",
-                )
+                ),
+                *(_controller_variable(name) for name in VARIABLES),
             ]
         ),
     ).auto_panel_ids()
+
+
+def _controller_variable(name: str) -> Any:
+    """namespace, then job within it, then instance within both: multi-select, All = .*"""
+    earlier = VARIABLES[: VARIABLES.index(name)]
+    matchers = ", ".join(f'{v}=~"${v}"' for v in earlier)
+    return g.Template(
+        name=name,
+        label=name,
+        query=f"label_values(batch_gitops_build_info{{{matchers}}}, {name})",
+        dataSource=DATASOURCE,
+        includeAll=True,
+        multi=True,
+        allValue=".*",
+        default="All",
+        refresh=2,  # on time range change: new controllers appear without a reload
+    )
 
 
 def render() -> str:

@@ -1,13 +1,18 @@
 """structlog configuration: JSON when not on a TTY, pretty on a TTY.
 
-``pass_id`` and ``revision`` are bound per pass through contextvars. A last
-processor redacts anything that looks like a credential, so a secret that
-slips into an event (a git URL with a token, an AWS key) never reaches output.
+Logs always go to stderr (or a file); human output is the commands' own, on
+stdout. One-shot commands log warnings and above unless asked for more; the
+daemon logs info and above. Colours only on a terminal, never with ``NO_COLOR``
+(https://no-color.org). ``pass_id`` and ``revision`` are bound per pass through
+contextvars. A last processor redacts anything that looks like a credential, so
+a secret that slips into an event (a git URL with a token, an AWS key) never
+reaches output. Called by ``controller.cli`` (every command) and the demo.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import MutableMapping
@@ -40,25 +45,54 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def colors_wanted(stream: TextIO) -> bool:
+    """Colours for a terminal, unless NO_COLOR is set to anything non-empty."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
+
+
 def configure(
-    log_format: str = "auto", level: int = logging.INFO, stream: TextIO | None = None
+    log_format: str = "auto",
+    level: int = logging.INFO,
+    stream: TextIO | None = None,
+    *,
+    json_when_auto: bool | None = None,
+    quiet_idle_passes: bool = False,
 ) -> None:
-    """Render to ``stream`` (default stderr): JSON, or pretty on a TTY when ``auto``."""
+    """Render to ``stream`` (default stderr): JSON, or pretty on a TTY when ``auto``.
+
+    ``json_when_auto``: what ``auto`` means (default: JSON unless ``stream`` is a TTY; the
+    daemon passes True). ``quiet_idle_passes`` drops a ``pass`` event that repeats the
+    previous one without any action (the demo's log file, which a person tails).
+    """
     stream = stream or sys.stderr
-    render_json = log_format == "json" or (log_format == "auto" and not stream.isatty())
+    if json_when_auto is None:
+        json_when_auto = not stream.isatty()
+    render_json = log_format == "json" or (log_format == "auto" and json_when_auto)
     renderer: Any = (
-        structlog.processors.JSONRenderer() if render_json else structlog.dev.ConsoleRenderer()
+        structlog.processors.JSONRenderer()
+        if render_json
+        else structlog.dev.ConsoleRenderer(colors=colors_wanted(stream))
     )
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        _drop_none,
+        _redact,
+    ]
+    if quiet_idle_passes:
+        processors.append(IdlePassFilter())
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            _drop_none,
-            _redact,
-            renderer,
-        ],
+        processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
@@ -67,3 +101,33 @@ def configure(
 
 def _drop_none(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return {k: v for k, v in event.items() if v is not None}
+
+
+class IdlePassFilter:
+    """Drops a ``pass`` event that only repeats the last one: same result, revision and
+    counts, and no action taken. The first pass and every change still show."""
+
+    def __init__(self) -> None:
+        self.last: tuple[Any, ...] | None = None
+
+    def __call__(
+        self, _: Any, __: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        if event.get("event") != "pass":
+            return event
+        counts = tuple(
+            sorted(
+                (k, v)
+                for k, v in event.items()
+                if isinstance(v, int) and not isinstance(v, bool) and k != "duration_seconds"
+            )
+        )
+        acted = any(k.rsplit("_", 1)[0] in _ACTIONS for k, _ in counts)
+        signature = (event.get("result"), event.get("revision"), event.get("message"), counts)
+        if signature == self.last and not acted:
+            raise structlog.DropEvent
+        self.last = signature
+        return event
+
+
+_ACTIONS = frozenset({"register", "submit", "cancel", "terminate", "deregister"})

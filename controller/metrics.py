@@ -263,3 +263,39 @@ NOTIFY_RESULTS = (
 for _sink in NOTIFY_SINKS:
     for _result in NOTIFY_RESULTS:
         NOTIFICATIONS.labels(sink=_sink, result=_result)
+# --- build and known AWS error codes (issue 15: several controllers on one dashboard) ---
+BUILD_INFO = Info(
+    f"{PREFIX}_build",
+    "Versions of this controller: batch-gitops, Python, botocore (one series per process; "
+    "the dashboard's job/instance variables list controllers from it).",
+)
+# The errors AWS Batch documents for every operation (ClientException 400,
+# ServerException 500) and its throttle (429): each (operation, code) pair is exported
+# as 0 from the start, on both error counters, so rate() sees the first error too.
+AWS_ERROR_CODES = ("ClientException", "ServerException", "TooManyRequestsException")
+
+
+def _initialize_build_and_error_codes() -> None:
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "unknown"
+
+    BUILD_INFO.info(
+        {
+            "version": installed("batch-gitops"),
+            "python": platform.python_version(),
+            "botocore": installed("botocore"),
+        }
+    )
+    for operation in AWS_OPERATIONS:
+        for code in AWS_ERROR_CODES:
+            AWS_ERRORS.labels(operation=operation, code=code)
+            AWS_REQUEST_ERRORS.labels(operation=operation, code=code)
+
+
+_initialize_build_and_error_codes()

@@ -8,11 +8,12 @@ and credentials are deliberately *not* settings: boto3's own configuration
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Go's time.ParseDuration (what Flux and Argo CD users write): a sequence of
@@ -66,15 +67,17 @@ class Settings(BaseSettings):
     branch: str = Field("main", description="Branch whose head is applied.")
     path: str = Field("", description="Sub-directory of the repository holding manifests.")
     workdir: Path = Field(
-        Path(".batch-gitops/cache"),
-        description="Where remote repositories are cloned (a bare mirror per URL).",
+        Path("$XDG_CACHE_HOME/batch-gitops"),
+        description="Where remote repositories are cloned (a bare mirror per URL); "
+        "$XDG_CACHE_HOME defaults to ~/.cache.",
     )
     fetch_timeout: float = Field(60.0, description="Seconds a git fetch may take before it fails.")
 
     # --- state ---
     state: Path = Field(
-        Path(".batch-gitops/ledger.sqlite"),
-        description="SQLite ledger of every registration, submission and action.",
+        Path("$XDG_STATE_HOME/batch-gitops/<controller-id>/ledger.sqlite"),
+        description="SQLite ledger of every registration, submission and action; "
+        "$XDG_STATE_HOME defaults to ~/.local/state.",
     )
 
     # --- behaviour ---
@@ -136,7 +139,9 @@ class Settings(BaseSettings):
         300.0, description="/readyz fails when the last successful pass is older than this."
     )
     log_format: Literal["auto", "json", "console"] = Field(
-        "auto", description="Log rendering: JSON when not on a TTY unless forced."
+        "auto",
+        description="Log rendering: auto is JSON for the daemon and text for one-shot "
+        "commands; json or console force either.",
     )
 
     # --- policy and security (controller/policy.py, signatures.py, webhook.py) ---
@@ -278,3 +283,40 @@ class Settings(BaseSettings):
     @classmethod
     def _lease_duration(cls, value: object) -> float:
         return parse_duration(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_locations(cls, data: Any) -> Any:
+        # The ledger and the git cache never depend on the working directory: a
+        # per-user state/cache directory, the ledger keyed by controller id.
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if not data.get("state"):
+            data["state"] = default_state(str(data.get("controller_id") or "batch-gitops"))
+        if not data.get("workdir"):
+            data["workdir"] = _xdg("XDG_CACHE_HOME", ".cache") / "batch-gitops"
+        return data
+
+    # Verbosity of the logs (one-shot commands show warnings only unless -v or this).
+    log_level: Literal["", "debug", "info", "warning", "error"] = Field(
+        "",
+        description="Log level; empty: warning for one-shot commands (-v: info), info for "
+        "the daemon.",
+    )
+
+
+# Where the ledger was by default up to 0.1.0: relative to the working directory.
+LEGACY_STATE = Path(".batch-gitops/ledger.sqlite")
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    value = os.environ.get(variable, "")
+    # The XDG spec: a relative path is invalid and must be ignored.
+    return Path(value) if value and Path(value).is_absolute() else Path.home() / fallback
+
+
+def default_state(controller_id: str) -> Path:
+    """``$XDG_STATE_HOME/batch-gitops/<controller id>/ledger.sqlite`` (~/.local/state)."""
+    safe_id = re.sub(r"[^A-Za-z0-9._-]", "_", controller_id) or "batch-gitops"
+    return _xdg("XDG_STATE_HOME", ".local/state") / "batch-gitops" / safe_id / "ledger.sqlite"

@@ -91,3 +91,32 @@ def cli_env(moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path) -> dict
     """The environment of a ``batch-gitops`` process: moto, ``repo``, and the ledger and
     cache the ``controller`` fixture uses (tmp_path/ledger.sqlite, tmp_path/cache)."""
     return controller_env(moto.endpoint, repo, tmp_path / "ledger.sqlite")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _xdg_dirs_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The default ledger and git cache ($XDG_STATE_HOME, $XDG_CACHE_HOME) of every test,
+    in-process and in the CLI processes it starts, live in a temp dir, never in $HOME."""
+    import os
+
+    saved = {name: os.environ.get(name) for name in ("XDG_STATE_HOME", "XDG_CACHE_HOME")}
+    base = tmp_path_factory.mktemp("xdg")
+    os.environ["XDG_STATE_HOME"] = str(base / "state")
+    os.environ["XDG_CACHE_HOME"] = str(base / "cache")
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config_restored() -> Iterator[None]:
+    """A command run in-process (click's CliRunner) configures logging for a one-shot
+    command (warnings only); the next test gets the configuration it started with."""
+    import structlog
+
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)

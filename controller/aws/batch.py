@@ -189,7 +189,10 @@ class Boto3Batch:
         session: boto3.session.Session | None = None,
         read_timeout: float = 30.0,
     ) -> None:
-        session = session or boto3.session.Session()
+        try:
+            session = session or boto3.session.Session()
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise BatchError(f"AWS_PROFILE: {exc}", "ProfileNotFound") from exc
         self.limiter = RateLimiter(rate_limit)
         common: dict[str, Any] = {
             "max_pool_connections": pool_size,
@@ -210,6 +213,14 @@ class Boto3Batch:
                 "no AWS region configured: set AWS_DEFAULT_REGION (botocore does not read "
                 "AWS_REGION) or a profile with a region (AWS_PROFILE)",
                 "NoRegionError",
+            ) from exc
+        except botocore.exceptions.ProfileNotFound as exc:
+            raise BatchError(f"AWS_PROFILE: {exc}", "ProfileNotFound") from exc
+        except ValueError as exc:  # botocore: "Invalid endpoint: 127.0.0.1:5055"
+            raise BatchError(
+                f"AWS_ENDPOINT_URL_BATCH (or AWS_ENDPOINT_URL): {exc}; an endpoint is a URL "
+                "with its scheme, e.g. http://127.0.0.1:5055",
+                "InvalidEndpoint",
             ) from exc
         for client in (self.client, self.submit_client):
             client.meta.events.register("before-send.batch.*", self._before_send)

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from controller.cli.common import OUTPUT, build_settings
+from controller.cli.common import OUTPUT, VERBOSE, build_settings, configure_logs, open_ledger_for
 from controller.state.history import History, HistoryQueryError, query_history
 
 
@@ -31,6 +31,7 @@ from controller.state.history import History, HistoryQueryError, query_history
     "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
 )
 @OUTPUT
+@VERBOSE
 def history(
     commit: str | None,
     manifest: str | None,
@@ -43,19 +44,9 @@ def history(
 
     Exit 0 when something was found, 1 when the ledger has nothing for the filters.
     """
-    from controller.state.ledger import LedgerError
-    from controller.state.stores import open_ledger
-
     settings = build_settings(state=state)
-    if not settings.state.exists():
-        raise click.ClickException(
-            f"{settings.state}: no ledger here; pass --state (or BATCH_GITOPS_STATE) with the "
-            "ledger file the controller writes"
-        )
-    try:
-        ledger = open_ledger(settings.state)
-    except LedgerError as exc:
-        raise click.ClickException(str(exc)) from exc
+    configure_logs(settings)
+    ledger = open_ledger_for(settings, "read")
     try:
         found = query_history(ledger, commit=commit, manifest=manifest, job=job, limit=limit)
     except HistoryQueryError as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from controller.cli.common import OUTPUT, WAIT, build_settings, hold_writer, open_runtime
+from controller.cli.common import OUTPUT, VERBOSE, WAIT, build_settings, hold_writer, open_runtime
 
 
 @click.group()
@@ -52,6 +52,7 @@ def ledger() -> None:
 )
 @OUTPUT
 @WAIT
+@VERBOSE
 def rebuild(
     repo: str | None,
     branch: str | None,
@@ -155,7 +156,10 @@ def _move_aside(state: Path) -> Path | None:
 
 @ledger.command()
 @click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--state", type=click.Path(path_type=Path), help="Ledger. [env: BATCH_GITOPS_STATE]")
+@click.option(
+    "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
+)
+@VERBOSE
 def backup(destination: Path, state: Path | None) -> None:
     """Copy the ledger to DESTINATION, consistently, even while the daemon is writing.
 
@@ -163,18 +167,40 @@ def backup(destination: Path, state: Path | None) -> None:
     ledger can miss everything still in its write-ahead log). Restore by pointing
     --state at the copy (or copying it back while the controller is stopped).
     """
-    from controller.state.ledger import LedgerError
-    from controller.state.stores import open_ledger
+    from controller.cli.common import configure_logs, open_ledger_for
 
     settings = build_settings(state=state)
+    configure_logs(settings)
     if destination.exists():
         raise click.ClickException(f"{destination} exists; choose a new file")
-    try:
-        ledger_file = open_ledger(settings.state)
-    except LedgerError as exc:
-        raise click.ClickException(str(exc)) from exc
+    ledger_file = open_ledger_for(settings, "read")  # an existing ledger, never a new one
     try:
         ledger_file.backup(destination)
     finally:
         ledger_file.close()
     click.echo(f"{settings.state}: backed up to {destination}")
+
+
+@ledger.command()
+@click.option("--repo", metavar="SRC", required=True, help="The repository's new location.")
+@click.option("--path", "path", metavar="SUBDIR", help="Manifest sub-directory of --repo.")
+@click.option(
+    "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
+)
+@VERBOSE
+def rebind(repo: str, path: str | None, state: Path | None) -> None:
+    """Bind the ledger to a renamed repository (a pass refuses a ledger of another one)."""
+    from controller.cli.common import configure_logs, open_ledger_for
+    from controller.engine.reconcile import REPOSITORY_META
+    from controller.source.repository import repository_name
+
+    settings = build_settings(repo=repo, path=path, state=state)
+    configure_logs(settings)
+    ledger_file = open_ledger_for(settings, "read")
+    try:
+        before = ledger_file.get_meta(REPOSITORY_META)
+        after = repository_name(settings.repo, settings.path)
+        ledger_file.set_meta(REPOSITORY_META, after)
+    finally:
+        ledger_file.close()
+    click.echo(f"{settings.state}: bound to repository {after!r} (was {before!r})")

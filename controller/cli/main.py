@@ -13,24 +13,41 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from controller import __version__
 from controller.cli.common import (
     OUTPUT,
+    VERBOSE,
     WAIT,
     build_settings,
+    configure_logs,
     hold_writer,
     open_runtime,
     source_options,
 )
-from controller.cli.render import print_pass
+from controller.cli.render import human_console, plural, print_pass
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="batch-gitops")
+@VERBOSE
 def main() -> None:
-    """GitOps for AWS Batch: make AWS Batch match a git repository of manifests."""
+    """GitOps for AWS Batch: make AWS Batch match a git repository of manifests.
+
+    Human output goes to stdout, logs to stderr (warnings only, unless -v).
+    """
+    configure_logs()  # until a command knows its settings: nothing below warning on stderr
+
+
+class ExitOneOnUsageError(click.Command):
+    """``plan`` keeps exit 2 for "changes pending": a usage mistake there exits 1."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as exc:
+            exc.exit_code = 1  # type: ignore[misc]  # this instance only: a usage mistake
+            raise
 
 
 @main.command()
@@ -61,7 +78,7 @@ def validate(directory: Path, output: str, policy_from: str) -> None:
     for path in linked_manifests(directory):  # as in a pass: never followed, reported
         loaded.errors.append(ManifestError(path, "", SYMLINK_MESSAGE))
         loaded.invalid_paths.add(path)
-    policy_file = build_settings().policy_file  # BATCH_GITOPS_POLICY_FILE
+    policy_file = build_settings(uses_ledger=False).policy_file  # BATCH_GITOPS_POLICY_FILE
     desired = build_desired(gate_directory(loaded, directory, policy_file, policy_from))
     if output == "json":
         click.echo(
@@ -79,14 +96,15 @@ def validate(directory: Path, output: str, policy_from: str) -> None:
         for error in desired.errors:
             click.echo(str(error))
         summary = (
-            f"{len(desired.jobs)} jobs, {len(desired.definitions)} job definitions, "
-            f"{len(desired.errors)} problems"
+            f"{plural(len(desired.jobs), 'job')}, "
+            f"{plural(len(desired.definitions), 'job definition')}, "
+            f"{plural(len(desired.errors), 'problem')}"
         )
         click.echo(summary, err=True)
     sys.exit(1 if desired.errors else 0)
 
 
-@main.command()
+@main.command(cls=ExitOneOnUsageError)
 @source_options
 @click.option(
     "--output",
@@ -111,28 +129,20 @@ def validate(directory: Path, output: str, policy_from: str) -> None:
 def plan(output: str, link_base: str, **flags: Any) -> None:
     """Show what a pass would do, without doing it.
 
-    Exit 0 in sync, 2 changes pending, 1 error (like terraform plan -detailed-exitcode).
+    Exit 0 in sync, 2 changes pending, 1 error or usage mistake (like terraform plan
+    -detailed-exitcode). Reads the ledger, never creates it: without one it plans a
+    first pass.
     """
-    from controller.engine.reconcile import run_pass
-    from controller.source.repository import SourceError, make_source
-
-    settings = build_settings(**flags)
-    api, ledger = open_runtime(settings)
-    try:
-        source = make_source(settings)
-    except SourceError as exc:
-        raise click.ClickException(str(exc)) from exc
-    result = run_pass(settings, source, api, ledger, dry_run=True)
+    data = _one_pass(flags, dry_run=True)
     if output == "markdown":
         from controller.cli.markdown import render_plan
 
-        click.echo(render_plan(result.as_dict(), link_base), nl=False)
+        click.echo(render_plan(data, link_base), nl=False)
     else:
-        print_pass(result, output, Console(stderr=False))
-    if result.result in ("source-error", "error") or result.errors:
+        print_pass(data, output, human_console(), applied=False)
+    if data["result"] not in ("ok", "degraded") or data["errors"]:
         sys.exit(1)
-    pending = result.plan is not None and (result.plan.actions or result.plan.held)
-    sys.exit(2 if pending else 0)
+    sys.exit(2 if data["actions"] or data["held"] else 0)
 
 
 @main.command()
@@ -145,19 +155,32 @@ def reconcile(output: str, wait: str, **flags: Any) -> None:
     Holds the ledger's writer lock for the whole pass: a second writer (the daemon, an
     overlapping cron run) waits for --wait, then exits 1 naming the holder.
     """
+    data = _one_pass(flags, dry_run=False, wait=wait)
+    print_pass(data, output, human_console(), applied=True)
+    sys.exit(0 if data["result"] == "ok" else 1)
+
+
+def _one_pass(flags: dict[str, Any], *, dry_run: bool, wait: str = "0s") -> dict[str, Any]:
+    """One pass of plan/reconcile: its summary, with whether AWS was read and the ledger."""
+    from controller.cli.aws_reads import WatchedBatch, confirm_reachable, pass_summary
     from controller.engine.reconcile import run_pass
     from controller.source.repository import SourceError, make_source
 
     settings = build_settings(**flags)
-    api, ledger = open_runtime(settings)
+    api, ledger = open_runtime(settings, ledger="plan" if dry_run else "write")
     try:
         source = make_source(settings)
     except SourceError as exc:
         raise click.ClickException(str(exc)) from exc
-    with hold_writer(ledger, "reconcile", wait) as fence:
-        result = run_pass(settings, source, api, ledger, fence=fence)
-    print_pass(result, output, Console())
-    sys.exit(1 if result.failed else 0)
+    watched = WatchedBatch(api)
+    if dry_run:  # a plan never needs the writer lock
+        result = run_pass(settings, source, watched.as_api(), ledger, dry_run=True)
+    else:
+        with hold_writer(ledger, "reconcile", wait) as fence:
+            result = run_pass(settings, source, watched.as_api(), ledger, fence=fence)
+    if result.result in ("ok", "degraded"):
+        confirm_reachable(watched, result.desired)
+    return pass_summary(result, watched, str(settings.state))
 
 
 @main.command()
@@ -173,11 +196,20 @@ def run(**flags: Any) -> None:
     from controller.source.repository import SourceError
 
     settings = build_settings(**flags)
-    api, ledger = open_runtime(settings)
+    _check_secret_file(settings.webhook_secret_file)
+    api, ledger = open_runtime(settings, daemon=True)
     try:
         Daemon(settings, api, ledger).run_forever()
     except (SourceError, NotifyConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _check_secret_file(path: Path | None) -> None:
+    if path is not None and not path.is_file():
+        raise click.ClickException(
+            f"BATCH_GITOPS_WEBHOOK_SECRET_FILE: {path} is not a readable file (unset the "
+            "variable to run without the webhook)"
+        )
 
 
 @main.command()
@@ -190,8 +222,10 @@ def run(**flags: Any) -> None:
 @click.option(
     "--workdir",
     type=click.Path(path_type=Path),
-    help="Where the demo keeps its repository and ledger (default: a temp dir).",
+    help="Where the demo keeps its repository and ledger, kept afterwards (default: a temp "
+    "dir, removed on exit).",
 )
+@VERBOSE
 def demo(once: bool, manifests: Path | None, workdir: Path | None) -> None:
     """The whole loop on an embedded moto Batch endpoint, in a live table."""
     from controller.demo.app import run_demo

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import click
 
-from controller.cli.common import OUTPUT, WAIT, build_settings, hold_writer, open_runtime
+from controller.cli.common import (
+    OUTPUT,
+    VERBOSE,
+    WAIT,
+    build_settings,
+    configure_logs,
+    hold_writer,
+    open_ledger_for,
+)
 from controller.settings import parse_duration
 from controller.state.retention import DAY, prune_ledger
 
@@ -49,9 +57,12 @@ ledger_group = _ledger_group()
     metavar="AGE",
     help="Delete finished records last updated before this age, e.g. 90d, 36h.",
 )
-@click.option("--state", type=click.Path(path_type=Path), help="Ledger file.")
+@click.option(
+    "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @OUTPUT
+@VERBOSE
 @WAIT
 def prune(older_than: str, state: Path | None, dry_run: bool, output: str, wait: str) -> None:
     """Delete old finished records; never an active job or the current run of a job in git."""
@@ -60,18 +71,19 @@ def prune(older_than: str, state: Path | None, dry_run: bool, output: str, wait:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from exc
     settings = build_settings(state=state)
-    _, ledger = open_runtime(settings)
+    configure_logs(settings)
+    ledger = open_ledger_for(settings, "read")  # an existing ledger; no AWS call
     try:
         with hold_writer(ledger, "ledger prune", wait):
             result = prune_ledger(ledger, older_than=age, dry_run=dry_run)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--older-than") from exc
     if output == "json":
-        click.echo(json.dumps(result.as_dict(), indent=2))
+        click.echo(json.dumps({"ledger": str(settings.state), **result.as_dict()}, indent=2))
         return
     verb = "would delete" if dry_run else "deleted"
     click.echo(
         f"{verb} {result.jobs} job records, {result.ticks} schedule ticks, "
         f"{result.definitions} deregistered definitions, {result.actions} audit actions, "
-        f"{result.passes} passes older than {older_than}"
+        f"{result.passes} passes older than {older_than} in {settings.state}"
     )

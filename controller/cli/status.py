@@ -21,25 +21,35 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
-from controller.cli.common import OUTPUT, build_settings, open_runtime
+from controller.cli.common import (
+    OUTPUT,
+    VERBOSE,
+    build_settings,
+    configure_logs,
+    open_batch,
+    open_ledger_for,
+)
+from controller.cli.render import STATUS_COLORS, error_line, human_console, plural
 from controller.cli.status_view import DependencyCache, JobView, Snapshot, collect, dumps_line
+from controller.cli.tables import Column, fitted_table
 from controller.settings import parse_duration
 
 EXIT_TIMEOUT = 124
-_COLORS = {
-    "SUCCEEDED": "green",
-    "FAILED": "red",
-    "BLOCKED": "red",
-    "RUNNING": "cyan",
-    "STARTING": "cyan",
-    "FORGOTTEN": "dim",
-    "NOT VISIBLE YET": "yellow",
-}
+# Job and status are never cut; the rest as the terminal's width allows.
+STATUS_COLUMNS = [
+    Column("job", 0),
+    Column("status", 0),
+    Column("queue", 1),
+    Column("array", 2),
+    Column("after", 3),
+    Column("manifest", 4),
+    Column("commit", 5),
+    Column("job id", 6),
+]
 
 
 def progress_text(view: JobView) -> str:
@@ -57,26 +67,35 @@ def progress_text(view: JobView) -> str:
     return ", ".join(parts)
 
 
-def status_table(snapshot: Snapshot, title: str = "Jobs") -> Table:
-    table = Table("queue", "job", "status", "array", "after", "job id", "manifest", "commit")
-    table.title = title
+def status_table(console: Console, snapshot: Snapshot, title: str = "Jobs") -> RenderableType:
+    rows: list[list[str | Text]] = []
     for view in snapshot.views:
         r = view.record
         status = view.display
         if view.blocked:
             status += f" (upstream {', '.join(view.blocked_by)} failed)"
         indent = "  " * view.depth + ("└ " if view.depth else "")
-        table.add_row(
-            r.queue,
-            Text(indent + r.name),
-            Text(status, style=_COLORS.get(view.display, "yellow")),
-            progress_text(view),
-            ", ".join(view.upstream),
-            r.job_id or "-",
-            r.manifest,
-            r.revision[:12],
+        rows.append(
+            [
+                indent + r.name,
+                Text(status, style=STATUS_COLORS.get(view.display, "yellow")),
+                r.queue,
+                progress_text(view),
+                ", ".join(view.upstream),
+                r.manifest,
+                r.revision[:12],
+                r.job_id or "-",
+            ]
         )
-    return table
+    return fitted_table(console, STATUS_COLUMNS, rows, title=title)
+
+
+def invalid_manifests(ledger: Any) -> dict[str, Any]:
+    """What the last pass that read the source found invalid: {"revision", "errors"}."""
+    from controller.engine.reconcile import INVALID_META
+
+    stored = ledger.get_meta(INVALID_META)
+    return json.loads(stored) if stored else {"revision": "", "errors": []}
 
 
 def _definitions(ledger: Any) -> list[Any]:
@@ -88,8 +107,14 @@ def _exit_code(snapshot: Snapshot) -> int:
 
 
 @click.command()
-@click.option("--state", type=click.Path(path_type=Path), help="Ledger file.")
-@click.option("--offline", is_flag=True, help="Show the ledger's last known statuses only.")
+@click.option(
+    "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Show the ledger's last known statuses only (no AWS call, no region needed).",
+)
 @click.option("--all", "show_all", is_flag=True, help="Include removed manifests' jobs.")
 @click.option(
     "--job", "names", multiple=True, metavar="PATTERN", help="Only jobs named like this (glob)."
@@ -101,6 +126,7 @@ def _exit_code(snapshot: Snapshot) -> int:
 )
 @click.option("--timeout", default=None, help="Give up watching after this long (exit 124).")
 @OUTPUT
+@VERBOSE
 def status(
     state: Path | None,
     offline: bool,
@@ -114,8 +140,10 @@ def status(
 ) -> None:
     """Managed jobs and definitions: AWS state, array progress, dependency chains.
 
-    A job whose upstream FAILED is shown as BLOCKED. With --watch: exit 0 when every
-    shown job SUCCEEDED, 1 when they ended otherwise, 124 on --timeout.
+    A job whose upstream FAILED is shown as BLOCKED; invalid manifests of the last pass
+    are listed. Exit 1 when there is no ledger or AWS Batch could not be read. With
+    --watch: exit 0 when every shown job SUCCEEDED, 1 when they ended otherwise, 124 on
+    --timeout.
     """
     try:
         every = parse_duration(interval)
@@ -123,18 +151,38 @@ def status(
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     settings = build_settings(state=state)
-    api, ledger = open_runtime(settings)
+    configure_logs(settings)
+    ledger = open_ledger_for(settings, "read")
+    api = None if offline else open_batch(settings)  # --offline needs no region
     cache = DependencyCache()
+    unread: list[str] = []
 
     def take() -> Snapshot:
-        return collect(
-            ledger, None if offline else api, cache, show_all=show_all, names=names, queues=queues
+        watched = None
+        if api is not None:
+            from controller.cli.aws_reads import WatchedBatch
+
+            watched = WatchedBatch(api)
+        snapshot = collect(
+            ledger,
+            None if watched is None else watched.as_api(),
+            cache,
+            show_all=show_all,
+            names=names,
+            queues=queues,
         )
+        unread[:] = watched.failures[:1] if watched is not None else []
+        return snapshot
 
     snapshot = take()
+    invalid = invalid_manifests(ledger)
     if not watch:
         if output == "json":
             body = snapshot.as_dict()
+            body["ledger"] = str(settings.state)
+            body["aws_read"] = api is not None and not unread
+            body["aws_error"] = unread[0] if unread else None
+            body["invalid_manifests"] = invalid
             body["definitions"] = [
                 {
                     "name": d.name,
@@ -147,32 +195,69 @@ def status(
                 for d in _definitions(ledger)
             ]
             click.echo(json.dumps(body, indent=2))
-            return
-        console = Console()
-        console.print(status_table(snapshot))
-        if snapshot.schedules:
-            schedules = Table("queue", "schedule", "cron", "time zone", "last run", "manifest")
-            schedules.title = "Schedules"
-            for row in snapshot.schedules:
-                schedules.add_row(
-                    row["queue"],
-                    row["name"],
-                    row["cron"],
-                    row["timezone"],
-                    row["last_run"] or "-",
-                    row["manifest"],
-                )
-            console.print(schedules)
-        table = Table("definition", "revision", "manifest", "commit", title="Job definitions")
-        for d in _definitions(ledger):
-            table.add_row(d.name, str(d.revision), d.manifest, d.commit_sha[:12])
-        console.print(table)
-        return
+            sys.exit(1 if unread else 0)
+        console = human_console()
+        _print_status(console, snapshot, ledger, invalid)
+        console.print(f"[dim]ledger: {settings.state}[/]", highlight=False)
+        if unread:
+            click.echo(
+                f"error: AWS Batch could not be read ({unread[0]}); the statuses shown are "
+                "the ledger's last known ones (--offline shows them without asking AWS)",
+                err=True,
+            )
+        sys.exit(1 if unread else 0)
 
     deadline = None if limit is None else time.monotonic() + limit
     if output == "json":
         sys.exit(_watch_json(take, snapshot, every, deadline))
     sys.exit(_watch_live(take, snapshot, every, deadline))
+
+
+SCHEDULE_COLUMNS = [
+    Column("schedule", 0),
+    Column("cron", 0),
+    Column("time zone", 1),
+    Column("last run", 2),
+    Column("queue", 3),
+    Column("manifest", 4),
+]
+DEFINITION_COLUMNS = [
+    Column("definition", 0),
+    Column("revision", 0),
+    Column("manifest", 1),
+    Column("commit", 2),
+]
+
+
+def _print_status(
+    console: Console, snapshot: Snapshot, ledger: Any, invalid: dict[str, Any]
+) -> None:
+    console.print(status_table(console, snapshot))
+    if snapshot.schedules:
+        rows: list[list[str | Text]] = [
+            [
+                row["name"],
+                row["cron"],
+                row["timezone"],
+                row["last_run"] or "-",
+                row["queue"],
+                row["manifest"],
+            ]
+            for row in snapshot.schedules
+        ]
+        console.print(fitted_table(console, SCHEDULE_COLUMNS, rows, title="Schedules"))
+    definitions: list[list[str | Text]] = [
+        [d.name, str(d.revision), d.manifest, d.commit_sha[:12]] for d in _definitions(ledger)
+    ]
+    console.print(fitted_table(console, DEFINITION_COLUMNS, definitions, title="Job definitions"))
+    if invalid["errors"]:
+        console.print(
+            f"[red]{plural(len(invalid['errors']), 'invalid manifest')}[/] at "
+            f"{invalid['revision'][:12]} (not applied, not pruned):",
+            highlight=False,
+        )
+        for error in invalid["errors"]:
+            console.print(f"  {error_line(error)}", highlight=False, markup=False)
 
 
 def _expired(deadline: float | None) -> bool:
@@ -202,11 +287,13 @@ def _watch_json(take: Any, snapshot: Snapshot, every: float, deadline: float | N
 
 
 def _watch_live(take: Any, snapshot: Snapshot, every: float, deadline: float | None) -> int:
-    console = Console()
+    console = human_console()
 
     def frame(current: Snapshot, note: str) -> Group:
         counts = ", ".join(f"{n} {s}" for s, n in sorted(current.counts().items()))
-        return Group(status_table(current), Text(f"{counts or 'no jobs'}  {note}", style="dim"))
+        return Group(
+            status_table(console, current), Text(f"{counts or 'no jobs'}  {note}", style="dim")
+        )
 
     with Live(frame(snapshot, "watching"), console=console, refresh_per_second=4) as live:
         try:

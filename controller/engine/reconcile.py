@@ -10,6 +10,7 @@ plans nothing and prunes nothing.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import Counter
@@ -35,11 +36,18 @@ from controller.model.records import Fence, Provenance
 from controller.settings import Settings
 from controller.source.guard import apply_policy, limits, refuse
 from controller.source.manifest_cache import ManifestCache
-from controller.source.repository import GitSource, Snapshot, SourceError
+from controller.source.repository import GitSource, Snapshot, SourceError, repository_name
 from controller.state.ledger import Fenced, Ledger
 from controller.state.rebuild import assumed_ledger, ledger_loss
 
 log = structlog.get_logger(__name__)
+# Ledger meta: the invalid manifests of the last applying pass that read its source, as
+# JSON {"revision", "errors": [{"path", "field", "message"}]} (shown by `status`).
+INVALID_META = "invalid_manifests"
+# Ledger meta: the repository (name and --path) whose passes the ledger records. A second
+# repository applied with the same controller id would otherwise find the first one's
+# jobs in the (shared, per-id) default ledger and prune them as "removed".
+REPOSITORY_META = "repository"
 
 
 @dataclass
@@ -247,6 +255,11 @@ class _Pass:
         if refused is not None:
             self.outcome.result, self.outcome.message = refused
             return False
+        other = _other_repository(self.settings, self.ledger, record=not self.outcome.dry_run)
+        if other:
+            self.outcome.result, self.outcome.message = "error", other
+            log.error("ledger_of_another_repository", message=other)
+            return False
         planning_only = "" if self.outcome.dry_run else assumed_ledger(self.ledger)
         if planning_only:
             self.outcome.result, self.outcome.message = "error", planning_only
@@ -337,6 +350,26 @@ class _Pass:
             self.outcome.result = "degraded"
 
 
+def _other_repository(settings: Settings, ledger: Ledger, *, record: bool) -> str:
+    """Why this ledger belongs to another repository ('' if it is this one's; an applying
+    pass binds an unbound ledger to this repository)."""
+    ours = repository_name(settings.repo, settings.path)
+    bound = ledger.get_meta(REPOSITORY_META)
+    if bound is None:
+        if record:
+            ledger.set_meta(REPOSITORY_META, ours)
+        return ""
+    if bound == ours:
+        return ""
+    return (
+        f"{ledger.location} is the ledger of repository {bound!r}, not {ours!r}: a second "
+        "repository needs its own controller id (--controller-id or "
+        "BATCH_GITOPS_CONTROLLER_ID; it also gets its own default ledger), or --state with "
+        f"its own ledger file. If {bound!r} was renamed to {ours!r}, run `batch-gitops "
+        f"ledger rebind --state {ledger.location} --repo {settings.repo}` once"
+    )
+
+
 def _causes(snapshot: Snapshot, plan: Plan) -> dict[str, Provenance]:
     """Who asked for each action: the commit that last touched its manifest.
 
@@ -389,6 +422,11 @@ def _finish(settings: Settings, ledger: Ledger, outcome: PassResult) -> None:
             ledger.set_meta("last_applied_revision", outcome.revision)
         if outcome.revision:
             ledger.set_meta("last_attempted_revision", outcome.revision)
+        if outcome.desired is not None:
+            errors = [e.as_dict() for e in outcome.errors]
+            ledger.set_meta(
+                INVALID_META, json.dumps({"revision": outcome.revision, "errors": errors})
+            )
         ledger.finish_pass(outcome.pass_id, outcome.revision, outcome.result, outcome.counts())
         _update_job_gauge(ledger)
     log.info(

@@ -52,14 +52,17 @@ ENVELOPE_KIND: dict[str, Kind] = {"Job": "job", "JobDefinition": "job-definition
 
 @dataclass(frozen=True)
 class ManifestError:
-    """One problem, printed as ``path: field: message``."""
+    """One problem, printed as ``path: field: message`` (``path: message`` when the
+    problem is the whole file, such as a JSON syntax error)."""
 
     path: str
     field: str
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.field or '-'}: {self.message}"
+        if not self.field:
+            return f"{self.path}: {self.message}"
+        return f"{self.path}: {self.field}: {self.message}"
 
     def as_dict(self) -> dict[str, str]:
         return {"path": self.path, "field": self.field, "message": self.message}

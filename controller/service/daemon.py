@@ -23,6 +23,7 @@ from controller.aws.lease import LeaseError, LeaseKeeper, guard_writes, make_lea
 from controller.engine.reconcile import PassResult, run_pass
 from controller.model.desired import DesiredState
 from controller.service.cron import sync_cron_triggers
+from controller.service.invalid_manifests import InvalidManifestLog
 from controller.service.notify import Reporter, make_reporter
 from controller.service.server import Health, make_app, serve
 from controller.service.webhook import webhook_routes
@@ -46,6 +47,7 @@ class Daemon:
         self.source = make_source(settings)
         self.cache = ManifestCache()
         self.health = Health(ready_after=settings.ready_after)
+        self.invalid_log = InvalidManifestLog()
         self.stopped = threading.Event()
         # Held by every scheduled pass; stop() waits on it instead of on the scheduler.
         self.pass_lock = threading.Lock()
@@ -90,8 +92,12 @@ class Daemon:
             log.warning("pass_skipped_writer_busy", message=str(exc))
         self.passes += 1
         self.health.update(
-            result=outcome.result, revision=outcome.revision, message=outcome.message
+            result=outcome.result,
+            revision=outcome.revision,
+            message=outcome.message,
+            invalid=None if outcome.desired is None else [e.as_dict() for e in outcome.errors],
         )
+        self.invalid_log.report(outcome.revision, outcome.errors)
         if outcome.desired is not None:  # a cron trigger per schedule starts a pass at its tick
             sync_cron_triggers(self.scheduler, outcome.desired.schedules, self.trigger)
         return outcome
@@ -152,6 +158,7 @@ class Daemon:
             repo=self.settings.repo,
             branch=self.settings.branch,
             interval_seconds=self.settings.interval,
+            ledger=str(self.settings.state),
         )
         self.scheduler.add_job(
             self._scheduled_pass,

@@ -37,9 +37,20 @@ class Health:
     last_result: str = "pending"
     revision: str = ""
     message: str = ""
+    # Invalid manifests of the last revision read: {"path", "field", "message"} each.
+    invalid: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def update(self, *, result: str, revision: str, message: str) -> None:
+    def update(
+        self,
+        *,
+        result: str,
+        revision: str,
+        message: str,
+        invalid: list[dict[str, str]] | None = None,
+    ) -> None:
+        """``invalid``: the pass's manifest errors; None keeps the last known (a pass that
+        did not read the source knows none)."""
         with self.lock:
             now = time.time()
             self.last_pass_at = now
@@ -47,7 +58,9 @@ class Health:
             self.source_ok = result not in NOT_READY
             if revision:
                 self.revision = revision
-            self.message = message
+            if invalid is not None:
+                self.invalid = list(invalid)
+            self.message = message or _invalid_message(self.invalid)
             if self.source_ok:
                 self.last_success_at = now
 
@@ -61,7 +74,18 @@ class Health:
                 "revision": self.revision,
                 "seconds_since_last_good_pass": None if age is None else round(age, 1),
                 "message": self.message,
+                "invalid_manifests": self.invalid,
             }
+
+
+def _invalid_message(invalid: list[dict[str, str]]) -> str:
+    """``2 invalid manifests, not applied: jobs/a.json, jobs/b.json`` ('' if none)."""
+    paths = list(dict.fromkeys(error["path"] for error in invalid))
+    if not paths:
+        return ""
+    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    noun = "manifest" if len(paths) == 1 else "manifests"
+    return f"{len(paths)} invalid {noun}, not applied: {shown} (see invalid_manifests)"
 
 
 class _Server(ThreadingMixIn, WSGIServer):

@@ -312,6 +312,14 @@ class GitSource:
                 return sha
         return None
 
+    def _remote_branches(self) -> list[str] | None:
+        """Every branch on the remote (one more ``ls-remote``), None if it cannot be listed."""
+        try:
+            out = self._git("ls-remote", "--heads", "origin")
+        except (_GitFailed, SourceError):
+            return None
+        return [line.partition("\trefs/heads/")[2] for line in out.splitlines() if "\t" in line]
+
     def _ls_remote(self) -> str:
         try:
             return self._git("ls-remote", "origin", f"refs/heads/{self.branch}")
@@ -362,15 +370,18 @@ class GitSource:
             try:
                 return repo.commit(self.branch).hexsha
             except (git.BadName, ValueError) as exc:
+                branches = [head.name for head in repo.heads]
                 raise SourceError(
-                    "branch-missing", f"{self.src}: no branch or revision {self.branch!r}"
+                    "branch-missing",
+                    f"{self.src}: no branch or revision {self.branch!r}; " + _branch_hint(branches),
                 ) from exc
         head = self._remote_head()
         if head is None:
             raise SourceError(
                 "branch-missing",
                 f"{self.display}: branch {self.branch!r} does not exist on the remote "
-                "(deleted or renamed?); keeping the last fetched revision",
+                f"(deleted or renamed?); keeping the last fetched revision; "
+                + _branch_hint(self._remote_branches()),
             )
         if self._local_head(repo) == head:
             return head
@@ -478,6 +489,48 @@ class GitSource:
             files.append((path, blob))
             sizes[blob] = int(size)
         return tuple(files), sizes, tuple(links)
+
+
+def repository_name(src: str, subdir: str = "") -> str:
+    """What a ledger is bound to: the repository's name (the last part of its URL or path,
+    without ``.git``) and the manifest sub-directory. A URL moving to another host or
+    from https to ssh keeps it; a second repository has another."""
+    if is_url(src):
+        path = urllib.parse.urlsplit(src).path if "://" in src else src.rpartition(":")[2]
+    else:
+        path = str(Path(src).resolve())
+    name = path.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git") or path
+    return f"{name}/{subdir.strip('/')}" if subdir.strip("/") else name
+
+
+def _branch_hint(branches: list[str] | None) -> str:
+    """What to do about a missing branch: the branches that exist and the flag to pass."""
+    if branches is None:
+        return "set --branch (BATCH_GITOPS_BRANCH) to the branch to apply"
+    if not branches:
+        return "the repository has no branch yet: commit the manifests first"
+    names = sorted(branches, key=lambda name: (name not in ("main", "master"), name))
+    shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return f"its branches: {shown}; pass --branch {names[0]} (or set BATCH_GITOPS_BRANCH)"
+
+
+def prepare_repository(directory: Path, branch: str) -> tuple[str, str]:
+    """Make ``directory`` a git repository whose branch is ``branch`` (for ``init``).
+
+    Returns ``("created", branch)``, or ``("existing", <current branch>)`` when it already
+    is, or lies inside, a git work tree (never nested, never switched).
+    """
+    try:
+        repo = git.Repo(directory, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        git.Repo.init(directory, initial_branch=branch).close()
+        return "created", branch
+    try:
+        current = repo.active_branch.name  # also for a branch with no commit yet
+    except TypeError:  # detached HEAD
+        current = ""
+    repo.close()
+    return "existing", current
 
 
 def _kill_group(proc: subprocess.Popen[str]) -> None:

@@ -266,33 +266,49 @@ def ledger_loss(
 ) -> str:
     """Why this pass must not run on an empty ledger, or '' if it may (BatchError if unsure).
 
-    Every trace AWS keeps counts: managed jobs in the queues the pass would submit to
-    (AWS forgets finished ones after about a week), and managed job definitions (AWS
-    never forgets an ACTIVE definition). Either proves the ledger existed.
+    Every trace AWS keeps counts: managed job definitions (AWS never forgets an ACTIVE
+    definition) and managed jobs in the queues the pass would submit to (AWS forgets
+    finished ones after about a week). Either proves a ledger existed: it was lost, or
+    another repository uses this controller id.
     """
     if not (desired.jobs or desired.definitions) or not ledger.is_empty():
         return ""
-    evidence = ""
-    for definition in api.describe_job_definitions(status="ACTIVE"):
-        if is_managed(definition.get("tags"), controller_id):
-            evidence = f"job definition {definition.get('jobDefinitionArn')}"
-            break
-    if not evidence and desired.jobs:
-        found, _ = managed_jobs(
-            api, {key[0] for key in desired.jobs}, controller_id, first_only=True
-        )
+    evidence, manifest = "", ""
+    if desired.jobs:  # a job names its manifest: it tells "lost" from "another repository"
+        queues = {key[0] for key in desired.jobs}
+        found, _ = managed_jobs(api, queues, controller_id, first_only=True)
         if found:
             queue, example = found[0]
             evidence = f"job {example['jobName']} {example['jobId']} in {queue}"
+            manifest = str((example.get("tags") or {}).get(MANIFEST_TAG, ""))
+    if not evidence:  # AWS forgot the jobs; it never forgets an ACTIVE definition
+        for definition in api.describe_job_definitions(status="ACTIVE"):
+            tags = definition.get("tags") or {}
+            if is_managed(tags, controller_id):
+                evidence = f"job definition {definition.get('jobDefinitionArn')}"
+                manifest = str(tags.get(MANIFEST_TAG, ""))
+                break
     if not evidence:
         return ""
-    return (
+    seen = (
         f"{state}: the ledger is empty, but AWS Batch already holds resources tagged "
-        f"{MANAGED_BY_TAG}={controller_id} (e.g. {evidence}): the ledger was lost or "
-        "--state points at the wrong place, and submitting now would run every job again "
-        "(including those AWS has already forgotten). Restore it from a backup "
-        "(`batch-gitops ledger backup`), or recover it with `batch-gitops ledger rebuild "
-        f"--recover --state {state}` (same --repo: jobs AWS no longer lists are recorded "
-        "as already run), then reconcile. If another repository uses this "
-        "controller id in the same account, give this one its own --controller-id."
+        f"{MANAGED_BY_TAG}={controller_id} (e.g. {evidence}, from manifest {manifest or '?'}), "
+        "and submitting now could run every job again (including those AWS has already "
+        "forgotten)."
     )
+    recover = (
+        "the ledger was lost or --state points at the wrong place: restore it from a backup "
+        "(`batch-gitops ledger backup`), or recover it with `batch-gitops ledger rebuild "
+        f"--recover --state {state}` (same --repo: jobs AWS no longer lists are recorded as "
+        "already run), then reconcile"
+    )
+    other_repo = (
+        "another repository's controller uses the same controller id: give this one its "
+        "own with --controller-id (BATCH_GITOPS_CONTROLLER_ID), since each id only ever "
+        "touches its own jobs"
+    )
+    ours = {job.manifest for job in desired.jobs.values()}
+    ours |= {d.manifest for d in desired.definitions.values()} | desired.invalid_paths
+    if manifest and manifest not in ours:  # not a file of this repository
+        return f"{seen} If {manifest} is not in this repository, {other_repo}. Otherwise {recover}."
+    return f"{seen} Most likely {recover}. If it comes from another repository, {other_repo}."

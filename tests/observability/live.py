@@ -127,15 +127,17 @@ class Prometheus:
 
 
 @contextmanager
-def run_prometheus(binary: str, target: str, tmp_path: Path) -> Iterator[Prometheus]:
-    """A Prometheus server scraping ``target`` (host:port) every second as job batch-gitops."""
+def run_prometheus(binary: str, target: str | list[str], tmp_path: Path) -> Iterator[Prometheus]:
+    """A Prometheus server scraping ``target`` (host:port, or several) every second as job
+    batch-gitops."""
+    targets = [target] if isinstance(target, str) else target
     config = tmp_path / "prometheus.yml"
     config.write_text(
         json.dumps(  # JSON is YAML: no templating of a YAML string by hand
             {
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "scrape_configs": [
-                    {"job_name": "batch-gitops", "static_configs": [{"targets": [target]}]}
+                    {"job_name": "batch-gitops", "static_configs": [{"targets": targets}]}
                 ],
             }
         )

@@ -257,10 +257,9 @@ def test_deployment_is_a_safe_singleton(rendered: list[dict[str, Any]]) -> None:
         for e in container["env"]
         if "secretKeyRef" in e.get("valueFrom", {})
     }
-    assert {"batch-gitops-git", "batch-gitops-webhook"} <= secrets
-    assert env["BATCH_GITOPS_WEBHOOK_SECRET_FILE"]["value"].startswith(
-        next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "webhook-secret")
-    )
+    assert (
+        "batch-gitops-git" in secrets
+    )  # the webhook's is opt-in: tests/ship/test_webhook_component.py
 
 
 def test_prometheusrule_is_generated_from_alerts() -> None:

@@ -1,69 +1,86 @@
-"""The README cannot drift from the code: the configuration reference is the
-current output of ``config-reference``; every ``batch-gitops`` command and flag
-shown in a code block exists; every envelope option is documented; every
-repository file and in-page anchor it links to exists; the quick start's test
-command is the one ``.ci/run`` runs, and its demo command names real parts."""
+"""The README and docs/ cannot drift from the code: the configuration reference
+(docs/configuration.md) is the current output of ``config-reference``; every
+``batch-gitops`` command and flag shown in a code block exists; every envelope
+option is documented (docs/manifests.md); every repository file and in-page
+anchor the README links to exists; the quick start's test
+command is the one ``.ci/run`` runs, and its demo command names real parts.
+The site itself (mkdocs --strict, nav, runbooks) is tests/ship/test_docs_site.py."""
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
+from pathlib import Path
 
 import click
 
 from controller.cli.main import main
 from controller.model.manifests import DefinitionOptions, JobOptions, ScheduleOptions
-from tests.support.cli import run_cli
-from tests.support.paths import ROOT
 
+ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
+REFERENCE = ROOT / "docs" / "configuration.md"
+# Everything a user reads: the README and every page of the site.
+DOCS = "\n".join([README, *(page.read_text() for page in sorted((ROOT / "docs").glob("*.md")))])
 CI_RUN = ROOT / ".ci" / "run"
 
 
 def _code_lines() -> list[str]:
     """Lines of fenced code blocks, shell continuations joined."""
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", README, flags=re.S)
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", DOCS, flags=re.S)
     text = "\n".join(blocks).replace("\\\n", " ")
     return [line.strip() for line in text.splitlines()]
 
 
 def _section(title: str) -> str:
-    match = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", README, flags=re.S | re.M)
-    assert match, f"README has no '## {title}' section"
+    text = (ROOT / "docs" / "manifests.md").read_text()
+    match = re.search(rf"^#+ {re.escape(title)}\n(.*?)\Z", text, flags=re.S | re.M)
+    assert match, f"docs/manifests.md has no '{title}' heading"
     return match.group(1)
 
 
 def test_config_reference_is_current() -> None:
-    """`batch-gitops config-reference --check README.md` passes: every setting (env var,
-    flag, default, description) and every command flag matches the code."""
-    result = run_cli("config-reference", "--check", "README.md", cwd=ROOT)
+    """`batch-gitops config-reference --check docs/configuration.md` passes: every setting
+    (env var, flag, default, description) and every command flag matches the code."""
+    result = subprocess.run(
+        [sys.executable, "-m", "controller", "config-reference", "--check", str(REFERENCE)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
 
 
 def test_config_reference_names_every_setting() -> None:
-    """Belt and braces: each BATCH_GITOPS_* variable of Settings appears in the README."""
+    """Belt and braces: each BATCH_GITOPS_* variable of Settings is in the reference."""
     from controller.settings import Settings
 
+    reference = REFERENCE.read_text()
     missing = [
         f"BATCH_GITOPS_{name.upper()}"
         for name in Settings.model_fields
-        if f"`BATCH_GITOPS_{name.upper()}`" not in README
+        if f"`BATCH_GITOPS_{name.upper()}`" not in reference
     ]
     assert missing == []
 
 
 def test_every_command_in_the_readme_exists() -> None:
-    """Each `batch-gitops <command>` in the README's prose or code is listed by
-    `batch-gitops --help`, and each --flag on a code line exists on that command."""
+    """Each `batch-gitops <command>` in the README's or the docs' prose or code is listed
+    by `batch-gitops --help`, and each --flag on a code line exists on that command."""
     ctx = click.Context(main)
     commands = set(main.list_commands(ctx))
     # Where the README runs the command: inline code and code-block lines (not prose
     # like "what batch-gitops promises", nor `git notes --ref=batch-gitops show`).
     invocation = re.compile(r"(?:^|&&|\||;)\s*(?:\S*/)?batch-gitops ([a-z][a-z-]+)")
-    spans = re.findall(r"`([^`\n]+)`", README) + _code_lines()
+    spans = re.findall(r"`([^`\n]+)`", DOCS) + _code_lines()
     mentioned = {m for span in spans for m in invocation.findall(span.strip())}
     assert {"validate", "plan", "schema", "init", "config-reference"} <= mentioned
-    help_text = run_cli("--help").stdout
+    help_text = subprocess.run(
+        [sys.executable, "-m", "controller", "--help"], capture_output=True, text=True, timeout=60
+    ).stdout
     unknown = sorted(name for name in mentioned if name not in commands)
     assert unknown == [], f"README mentions commands that do not exist: {unknown}"
     for name in mentioned:
@@ -93,7 +110,7 @@ def test_every_command_in_the_readme_exists() -> None:
 
 def test_every_envelope_option_is_documented() -> None:
     """Every option of the envelope models (by its YAML name) is in the manifest reference."""
-    section = _section("Manifest reference")
+    section = _section("Manifests")
     for model in (JobOptions, DefinitionOptions, ScheduleOptions):
         for name, info in model.model_fields.items():
             assert f"`{info.alias or name}`" in section, f"{model.__name__}.{info.alias or name}"
@@ -124,7 +141,9 @@ def _ci_test_command() -> str:
 
 def _quick_start_commands() -> list[str]:
     """The code-block lines of the README's Quick start section, in order."""
-    blocks = re.findall(r"```[a-z]*\n(.*?)```", _section("Quick start"), flags=re.S)
+    match = re.search(r"^## Quick start\n(.*?)(?=^## |\Z)", README, flags=re.S | re.M)
+    assert match, "README has no '## Quick start' section"
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", match.group(1), flags=re.S)
     return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
 
 

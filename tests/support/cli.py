@@ -32,6 +32,7 @@ def controller_env(
         "BATCH_GITOPS_STATE": str(state),
         "BATCH_GITOPS_WORKDIR": str(state.parent / "cache"),
         "BATCH_GITOPS_LOG_FORMAT": "json",
+        "BATCH_GITOPS_LOG_LEVEL": "info",  # one-shot commands log warnings only by default
         "BATCH_GITOPS_RATE_LIMIT": "1000",
     }
     if repo is not None:
