@@ -85,6 +85,7 @@ def adapter(settings: Settings) -> Boto3Batch:
         max_attempts=settings.aws_max_attempts,
         retry_mode=settings.aws_retry_mode,
         pool_size=max(10, settings.concurrency),
+        rate_control=settings.rate_control,
     )
 
 

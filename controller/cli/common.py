@@ -93,6 +93,7 @@ def open_runtime(settings: Settings) -> tuple[Any, Any]:
             max_attempts=settings.aws_max_attempts,
             retry_mode=settings.aws_retry_mode,
             pool_size=max(10, settings.concurrency),
+            rate_control=settings.rate_control,
         )
     except BatchError as exc:
         raise click.ClickException(str(exc)) from exc
