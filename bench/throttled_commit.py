@@ -29,7 +29,7 @@ PREFIX = "wave"
 class ThrottledCommit:
     label: str
     allowed: float  # SubmitJob/s the endpoint allows
-    rate_control: str
+    settings: str  # the BATCH_GITOPS_* overrides of a comparison run, or "defaults"
     jobs: int
     seconds: float
     exit_code: int
@@ -71,17 +71,18 @@ def measure(
     *,
     allowed: float,
     label: str,
-    rate_control: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> ThrottledCommit:
+    """``env``: BATCH_GITOPS_* overrides for a comparison run (the default: none)."""
     repo = workdir / "repo"
     if not repo.exists():
         corpus.init_repo(repo)
         corpus.write_jobs(repo, range(jobs), PREFIX)
         corpus.commit(repo, f"{jobs} jobs")
-    run = workdir / f"run-{allowed:g}-{rate_control or 'default'}"
+    run = workdir / f"run-{allowed:g}-{len(list(workdir.glob('run-*')))}"
     moto.fresh()
     proxy = throttling.start(moto.endpoint, submit_rate=allowed)
-    env = {
+    variables = {
         **os.environ,
         **moto.environment(),
         "AWS_ENDPOINT_URL_BATCH": proxy.endpoint,
@@ -90,16 +91,17 @@ def measure(
         "BATCH_GITOPS_WORKDIR": str(run / "cache"),
         "BATCH_GITOPS_LOG_FORMAT": "json",
     }
-    env.pop("BATCH_GITOPS_RATE_LIMIT", None)  # the default, whatever the caller's shell says
-    if rate_control is not None:
-        env["BATCH_GITOPS_RATE_CONTROL"] = rate_control
+    # The defaults, whatever the caller's shell says, unless this is a comparison run.
+    for name in [v for v in variables if v.startswith("BATCH_GITOPS_RATE")]:
+        del variables[name]
+    variables.update(env or {})
     run.mkdir(parents=True, exist_ok=True)
     try:
         with (run / "controller.log").open("a") as log:
             started = time.monotonic()
             done = subprocess.run(
                 [*batch_gitops(), "reconcile"],
-                env=env,
+                env=variables,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 timeout=STEP_TIMEOUT,
@@ -113,7 +115,7 @@ def measure(
     return ThrottledCommit(
         label=label,
         allowed=allowed,
-        rate_control=rate_control or "aimd (default)",
+        settings=" ".join(f"{k}={v}" for k, v in (env or {}).items()) or "defaults",
         jobs=jobs,
         seconds=seconds,
         exit_code=done.returncode,

@@ -180,8 +180,8 @@ class RateLimiter:
                 now = self.clock()
                 self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
                 self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
+                if self.tokens >= 1 - 1e-9:  # float dust must not make a waiter spin
+                    self.tokens = max(0.0, self.tokens - 1)
                     self.issued += 1
                     return self.issued - 1
                 wait = (1 - self.tokens) / self.rate

@@ -95,6 +95,7 @@ def test_submit_errors_map_to_our_taxonomy(
     api: Boto3Batch, status: int, code: str, expected: type
 ) -> None:
     """A 5xx after SubmitJob may have created the job: OutcomeUnknown, not a retry."""
+    api.throttle_patience = 0.0  # a throttled submit gives up at once (default: 120 s)
     with Stubber(api.submit_client) as stub:
         for _ in range(6):
             stub.add_client_error("submit_job", service_error_code=code, http_status_code=status)
