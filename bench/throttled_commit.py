@@ -72,8 +72,10 @@ def measure(
     allowed: float,
     label: str,
     env: dict[str, str] | None = None,
+    burst_seconds: float = 1.0,
 ) -> ThrottledCommit:
-    """``env``: BATCH_GITOPS_* overrides for a comparison run (the default: none)."""
+    """``env``: BATCH_GITOPS_* overrides for a comparison run (the default: none);
+    ``burst_seconds``: the endpoint's bucket capacity in seconds of its rate."""
     repo = workdir / "repo"
     if not repo.exists():
         corpus.init_repo(repo)
@@ -81,7 +83,7 @@ def measure(
         corpus.commit(repo, f"{jobs} jobs")
     run = workdir / f"run-{allowed:g}-{len(list(workdir.glob('run-*')))}"
     moto.fresh()
-    proxy = throttling.start(moto.endpoint, submit_rate=allowed)
+    proxy = throttling.start(moto.endpoint, submit_rate=allowed, burst_seconds=burst_seconds)
     variables = {
         **os.environ,
         **moto.environment(),

@@ -43,7 +43,7 @@ PREFIX = "hook"
 
 @dataclass
 class BusyRound:
-    pushed: float  # perf_counter() when the push (and its webhook events) ended
+    pushed: float  # perf_counter() when the push ended (its webhook events follow)
     pass_ended: float  # when the pass that was running at the push ended
     submitted: float  # when the pushed job's SubmitJob was sent
     follow_ups: int  # passes started after that pass, for the ten pushes
@@ -217,9 +217,9 @@ def measure_busy(
             next_index += 1
             corpus.commit(work, "one more job")
             remote.push()
+            pushed = time.perf_counter()  # GitHub sends its event now
             for _ in range(pushes):
                 _post_push(url)
-            pushed = time.perf_counter()
             _wait(
                 lambda b=before: daemon.passes >= b + 2 and not daemon.pass_pending,
                 "the follow-up pass",
