@@ -170,23 +170,20 @@ def _throttled(
     burst = sizes.endpoint_burst
     for allowed, account in ACCOUNTS:
         label = account if burst == 1.0 else f"{account}, endpoint burst {burst:g} s"
-        progress(f"{sizes.throttled_jobs}-job commit, {label}")
-        result = throttled_commit.measure(
-            moto, workdir, sizes.throttled_jobs, allowed=allowed, label=label, burst_seconds=burst
-        )
-        rows += report.throttled_commit(result)
-        for overrides, compared in COMPARISONS if sizes.compare else ():
-            progress(f"  same, {compared}")
-            other = throttled_commit.measure(
+        runs: list[tuple[dict[str, str], str]] = [({}, label)]
+        runs += list(COMPARISONS) if sizes.compare else []
+        for overrides, name in runs:
+            progress(f"{sizes.throttled_jobs}-job commit, {name}")
+            result = throttled_commit.measure(
                 moto,
                 workdir,
                 sizes.throttled_jobs,
                 allowed=allowed,
-                label=compared,
+                label=name,
                 env=overrides,
                 burst_seconds=burst,
             )
-            rows += report.throttled_commit(other, compared=True)
+            rows += report.throttled_commit(result, compared=bool(overrides))
     return rows
 
 

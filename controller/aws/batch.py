@@ -31,6 +31,7 @@ import botocore.config
 import botocore.exceptions
 
 from controller import metrics
+from controller.settings import Settings
 
 DESCRIBE_BATCH = 100
 # Batch operations that change something (the rest only read): what the lease guards,
@@ -317,6 +318,17 @@ class Boto3Batch:
         for client in (self.client, self.submit_client):
             client.meta.events.register("before-send.batch.*", self._before_send)
             client.meta.events.register("response-received.batch.*", self._after_response)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Boto3Batch:
+        """The adapter as every command and the daemon build it."""
+        return cls(
+            rate_limit=settings.rate_limit,
+            max_attempts=settings.aws_max_attempts,
+            retry_mode=settings.aws_retry_mode,
+            pool_size=max(10, settings.concurrency),
+            rate_control=settings.rate_control,
+        )
 
     def limiter(self, operation: str) -> RateLimiter:
         """The rate limiter of one operation, made on first use at the ceiling."""

@@ -88,13 +88,7 @@ def open_runtime(settings: Settings) -> tuple[Any, Any]:
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
-        api = Boto3Batch(
-            rate_limit=settings.rate_limit,
-            max_attempts=settings.aws_max_attempts,
-            retry_mode=settings.aws_retry_mode,
-            pool_size=max(10, settings.concurrency),
-            rate_control=settings.rate_control,
-        )
+        api = Boto3Batch.from_settings(settings)
     except BatchError as exc:
         raise click.ClickException(str(exc)) from exc
     return api, ledger

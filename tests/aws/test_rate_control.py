@@ -138,13 +138,7 @@ def controller_through(
         workdir=tmp_path / "cache",
         rate_control=rate_control,
     )
-    api = Boto3Batch(
-        rate_limit=settings.rate_limit,
-        max_attempts=settings.aws_max_attempts,
-        retry_mode=settings.aws_retry_mode,
-        pool_size=max(10, settings.concurrency),
-        rate_control=settings.rate_control,
-    )
+    api = Boto3Batch.from_settings(settings)
     return Controller(settings, api, SqliteLedger(settings.state)), api
 
 

@@ -10,8 +10,6 @@ limit) against moto and a real git repository; every client is a real socket on
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import resource
@@ -23,7 +21,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing
 from pathlib import Path
@@ -35,47 +32,16 @@ from pydantic import SecretStr
 from controller.demo import backend as demo_backend
 from controller.service.daemon import Daemon
 from tests.conftest import Controller, GitRepo
+from tests.git_pressure.conftest import DEFINITION, job
+from tests.service.pushes import SECRET, push_event, wait_for
 
-SECRET = "bounds-secret"
-JOB = {"jobName": "a", "jobQueue": "test-queue", "jobDefinition": "trainer"}
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
+JOB = job("a")
 
 
 def get(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=10) as reply:
             reply.read()
-            return int(reply.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-
-
-def post_push(url: str, *, secret: str = SECRET) -> int:
-    body = b'{"ref": "refs/heads/main"}'
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "X-GitHub-Event": "push",
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": "sha256="
-            + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
             return int(reply.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
@@ -179,7 +145,7 @@ def test_probes_answer_while_the_webhook_is_flooded(
 
     def flood() -> None:
         for _ in range(50):
-            statuses.append(post_push(f"{base}/webhook", secret="wrong"))
+            statuses.append(push_event(f"{base}/webhook", secret="wrong"))
 
     with ExitStack() as stack:
         slow = idle_sockets(port, 100, stack)
@@ -208,10 +174,10 @@ def test_webhook_on_its_own_port_serves_nothing_else(
     hook = f"http://127.0.0.1:{daemon.webhook_server.server_port}"
     main = f"http://127.0.0.1:{daemon.server.server_port}"
     before = daemon.passes
-    assert post_push(f"{hook}/webhook") == 202
+    assert push_event(f"{hook}/webhook") == 202
     wait_for(lambda: daemon.passes > before)
     assert [get(f"{hook}/metrics"), get(f"{hook}/healthz")] == [404, 404]
-    assert post_push(f"{main}/webhook") == 404
+    assert push_event(f"{main}/webhook") == 404
     assert [get(f"{main}/healthz"), get(f"{main}/metrics")] == [200, 200]
 
 

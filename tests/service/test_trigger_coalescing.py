@@ -8,14 +8,8 @@ adapter (our own boundary), so "during a pass" is a fact, not a race with the cl
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import threading
-import time
-import urllib.request
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +20,8 @@ from controller.aws.batch import Boto3Batch
 from controller.engine.reconcile import PassResult
 from controller.service.daemon import Daemon
 from tests.conftest import Controller, GitRepo
-
-SECRET = "coalescing-secret"
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def job(name: str) -> dict[str, str]:
-    return {"jobName": name, "jobQueue": "test-queue", "jobDefinition": "trainer"}
+from tests.git_pressure.conftest import DEFINITION, job
+from tests.service.pushes import SECRET, push_event, wait_for
 
 
 class GatedBatch(Boto3Batch):
@@ -52,30 +37,6 @@ class GatedBatch(Boto3Batch):
         self.waiting.set()
         assert self.gate.wait(timeout=60), "the test never opened the gate"
         return super().submit_job(request)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-
-
-def push_event(port: int) -> int:
-    body = json.dumps({"ref": "refs/heads/main"}).encode()
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/webhook",
-        data=body,
-        method="POST",
-        headers={
-            "X-GitHub-Event": "push",
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": "sha256="
-            + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest(),
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return int(reply.status)
 
 
 @pytest.fixture
@@ -124,8 +85,8 @@ def test_ten_pushes_during_a_pass_make_one_follow_up_that_applies_the_push(
     daemon, api = gated
     repo.write("jobs/b.json", job("b"))
     head = repo.commit("b")
-    port = daemon.server.server_port
-    assert [push_event(port) for _ in range(10)] == [202] * 10
+    hook = f"http://127.0.0.1:{daemon.server.server_port}/webhook"
+    assert [push_event(hook) for _ in range(10)] == [202] * 10
     assert daemon.passes == 0 and daemon.pass_pending
 
     api.gate.set()
@@ -138,7 +99,7 @@ def test_ten_pushes_during_a_pass_make_one_follow_up_that_applies_the_push(
     assert follow_up.counts().get("submit_ok") == 1
     assert (submitted(batch, "a"), submitted(batch, "b")) == (1, 1)
 
-    assert push_event(port) == 202  # a positive event after which to count
+    assert push_event(hook) == 202  # a positive event after which to count
     wait_for(lambda: daemon.passes >= 3)
     assert daemon.passes == 3 and not daemon.pass_pending
 
