@@ -29,11 +29,19 @@ from bench import (
     poll_cost,
     report,
     runtime,
+    throttled_commit,
     unchanged_pass,
     webhook_latency,
 )
 
-SCENARIOS = ("sync", "cli", "unchanged", "memory", "webhook", "poll")
+SCENARIOS = ("sync", "cli", "unchanged", "memory", "webhook", "poll", "throttled", "busy")
+# The throttled scenario's endpoints: (SubmitJob/s allowed, label).
+ACCOUNTS = ((50.0, "alone in the account (SubmitJob 50/s)"), (25.0, "sharing the account (25/s)"))
+# Comparison runs of the throttled scenario: (BATCH_GITOPS_* overrides, label).
+COMPARISONS = (
+    ({"BATCH_GITOPS_RATE_LIMIT": "20", "BATCH_GITOPS_RATE_CONTROL": "fixed"}, "before: fixed 20/s"),
+    ({"BATCH_GITOPS_RATE_CONTROL": "botocore"}, "botocore's adaptive limiter instead of AIMD"),
+)
 
 
 @dataclass
@@ -46,7 +54,12 @@ class Sizes:
     webhook_manifests: int = 1000
     poll_manifests: int = 100
     repeats: int = 3  # initial sync: best of
+    throttled_jobs: int = 1000  # commit against the throttling endpoint
+    busy_wave: int = 150  # jobs of the pass a push arrives during
+    busy_rounds: int = 5
     default_limit: bool = True  # also run the CLI scenario at the default rate limit
+    compare: bool = True  # also run the throttled scenario as before and with botocore's
+    endpoint_burst: float = 1.0  # the throttling endpoint's bucket, in seconds of its rate
 
 
 QUICK = Sizes(
@@ -58,6 +71,9 @@ QUICK = Sizes(
     webhook_manifests=100,
     poll_manifests=20,
     repeats=1,
+    throttled_jobs=200,
+    busy_wave=60,
+    busy_rounds=2,
 )
 
 
@@ -70,6 +86,9 @@ SIZE_HELP = {
     "webhook_manifests": "webhook: manifests already in the repository",
     "poll_manifests": "poll: manifests in the remote repository",
     "repeats": "initial sync: best of this many runs per side",
+    "throttled_jobs": "throttled: new jobs in the commit",
+    "busy_wave": "busy: jobs of the pass the pushes arrive during",
+    "busy_rounds": "busy: rounds of pushes",
 }
 
 
@@ -83,7 +102,7 @@ def run(
     previous_logs = runtime.log_to(workdir / "controller.log")
     rows: list[report.Row] = []
     moto = endpoint.start()
-    server = git_server.start(workdir / "git") if {"webhook", "poll"} & set(only) else None
+    server = git_server.start(workdir / "git") if {"webhook", "poll", "busy"} & set(only) else None
     try:
         if "sync" in only:
             progress(f"initial sync of {sizes.jobs} jobs (best of {sizes.repeats})")
@@ -125,11 +144,46 @@ def run(
             rows += report.poll_cost(
                 poll_cost.measure(server, workdir / "poll", sizes.poll_manifests)
             )
+        if "throttled" in only:
+            rows += _throttled(moto, workdir / "throttled", sizes, progress)
+        if "busy" in only:
+            assert server is not None
+            progress(f"pushes during a {sizes.busy_wave}-job pass, {sizes.busy_rounds} rounds")
+            moto.fresh()
+            rows += report.busy_latency(
+                webhook_latency.measure_busy(
+                    server, workdir / "busy", sizes.busy_wave, sizes.busy_rounds
+                )
+            )
     finally:
         if server is not None:
             server.stop()
         moto.stop()
         runtime.restore_logs(previous_logs)
+    return rows
+
+
+def _throttled(
+    moto: endpoint.MotoEndpoint, workdir: Path, sizes: Sizes, progress: Callable[[str], None]
+) -> list[report.Row]:
+    rows: list[report.Row] = []
+    burst = sizes.endpoint_burst
+    for allowed, account in ACCOUNTS:
+        label = account if burst == 1.0 else f"{account}, endpoint burst {burst:g} s"
+        runs: list[tuple[dict[str, str], str]] = [({}, label)]
+        runs += list(COMPARISONS) if sizes.compare else []
+        for overrides, name in runs:
+            progress(f"{sizes.throttled_jobs}-job commit, {name}")
+            result = throttled_commit.measure(
+                moto,
+                workdir,
+                sizes.throttled_jobs,
+                allowed=allowed,
+                label=name,
+                env=overrides,
+                burst_seconds=burst,
+            )
+            rows += report.throttled_commit(result, compared=bool(overrides))
     return rows
 
 
@@ -158,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="also print a markdown table")
     parser.add_argument("--workdir", type=Path, help="keep repositories, ledgers and logs here")
     for name, default in vars(Sizes()).items():
-        if isinstance(default, bool):
+        if isinstance(default, bool | float):
             continue
         parser.add_argument(
             f"--{name.replace('_', '-')}",
@@ -166,6 +220,19 @@ def main(argv: list[str] | None = None) -> int:
             default=None,
             help=f"{SIZE_HELP[name]} (full: {default}, quick: {getattr(QUICK, name)})",
         )
+    parser.add_argument(
+        "--endpoint-burst",
+        type=float,
+        default=1.0,
+        help="throttled scenario: the endpoint's burst, in seconds of its rate (AWS does not "
+        "document it; default 1.0)",
+    )
+    parser.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="throttled scenario: skip the runs as before (fixed 20/s) and with botocore's "
+        "adaptive limiter",
+    )
     parser.add_argument(
         "--no-default-limit",
         action="store_true",
@@ -176,9 +243,18 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {
         name: getattr(args, name)
         for name in vars(sizes)
-        if getattr(args, name, None) is not None and not isinstance(getattr(sizes, name), bool)
+        if getattr(args, name, None) is not None
+        and not isinstance(getattr(sizes, name), bool | float)
     }
-    sizes = Sizes(**{**vars(sizes), **overrides, "default_limit": not args.no_default_limit})
+    sizes = Sizes(
+        **{
+            **vars(sizes),
+            **overrides,
+            "default_limit": not args.no_default_limit,
+            "compare": not args.no_compare,
+            "endpoint_burst": args.endpoint_burst,
+        }
+    )
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
     unknown = set(only) - set(SCENARIOS)
     if unknown:

@@ -44,3 +44,8 @@ class CallCounter:
         """perf_counter time of the first ``operation`` sent after ``after``."""
         with self._lock:
             return next((t for t, name in self.calls if name == operation and t >= after), None)
+
+    def count(self, operation: str, after: float = 0.0) -> int:
+        """How many ``operation`` requests were sent after ``after`` (perf_counter time)."""
+        with self._lock:
+            return sum(1 for t, name in self.calls if name == operation and t >= after)

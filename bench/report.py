@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
 from bench.cli_vs_controller import CliVsController
 from bench.initial_sync import InitialSync
 from bench.poll_cost import PollCost
+from bench.throttled_commit import ThrottledCommit
 from bench.unchanged_pass import DaemonMemory, UnchangedPass
-from bench.webhook_latency import WebhookLatency
+from bench.webhook_latency import BusyLatency, WebhookLatency
 
 MEMORY_TARGET_MIB = 200.0
 
@@ -139,4 +141,48 @@ def poll_cost(result: PollCost) -> list[Row]:
             "-",
             None,
         ),
+    ]
+
+
+# Issue 13's targets for a commit against the throttling endpoint, by SubmitJob/s allowed:
+# (least submits/s including process start, most share of SubmitJobs throttled).
+THROTTLED_TARGETS = {50.0: (45.0, 0.02), 25.0: (22.5, 0.05)}
+
+
+def throttled_commit(result: ThrottledCommit, *, compared: bool = False) -> list[Row]:
+    """``compared``: a comparison run (another rate control), reported without a target."""
+    least, most = THROTTLED_TARGETS.get(result.allowed, (0.0, 1.0))
+    value = (
+        f"{result.submits_per_second:.1f}/s ({result.seconds:.1f} s, first SubmitJob at "
+        f"{result.first_submit:.1f} s), {100 * result.throttled_share:.1f} % throttled "
+        f"({result.throttled} of {result.sent}), "
+        f"{'each job once' if result.exactly_once else 'NOT each job once'}"
+    )
+    if compared:
+        return [Row(f"  same, {result.label}", value, "-", None)]
+    return [
+        Row(
+            f"{result.jobs}-job commit, {result.label}, default settings, process start included",
+            value,
+            f">= {least:g}/s, <= {100 * most:g} % throttled, each job once",
+            result.submits_per_second >= least
+            and result.throttled_share <= most
+            and result.exactly_once,
+        )
+    ]
+
+
+def busy_latency(result: BusyLatency) -> list[Row]:
+    latencies = [r.latency for r in result.rounds]
+    follow_ups = [r.follow_ups for r in result.rounds]
+    return [
+        Row(
+            f"commit to first SubmitJob, pushed {result.pushes}x during a {result.wave}-job "
+            f"pass, {len(result.rounds)} rounds",
+            f"p50 {statistics.median(latencies):.2f} s, of which after that pass ended: p50 "
+            f"{result.p50_after_pass:.3f} s; worst beyond the pass's remaining time "
+            f"{result.worst_over:.3f} s; follow-up passes per round {follow_ups}",
+            "<= remaining pass time + 1 s; 1 follow-up per round",
+            result.worst_over <= 1.0 and set(follow_ups) == {1},
+        )
     ]

@@ -80,13 +80,7 @@ def environment(settings: Settings) -> dict[str, str]:
 
 
 def adapter(settings: Settings) -> Boto3Batch:
-    # As open_runtime builds it for the CLI and the daemon.
-    return Boto3Batch(
-        rate_limit=settings.rate_limit,
-        max_attempts=settings.aws_max_attempts,
-        retry_mode=settings.aws_retry_mode,
-        pool_size=max(10, settings.concurrency),
-    )
+    return Boto3Batch.from_settings(settings)  # as open_runtime builds it for the CLI
 
 
 @dataclass

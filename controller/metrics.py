@@ -299,3 +299,17 @@ def _initialize_build_and_error_codes() -> None:
 
 
 _initialize_build_and_error_codes()
+# --- adaptive AWS rate (controller.aws.batch.RateLimiter) ---
+AWS_RATE_LIMIT = Gauge(
+    f"{PREFIX}_aws_rate_limit_per_second",
+    "Client-side rate of each Batch operation: lowered when AWS throttles, raised again by "
+    "sustained success, never above BATCH_GITOPS_RATE_LIMIT.",
+    ["operation"],
+)
+AWS_RATE_DECREASES = Counter(
+    f"{PREFIX}_aws_rate_decreases_total",
+    "Times AWS's throttling (HTTP 429) lowered an operation's client-side rate.",
+    ["operation"],
+)
+for _operation in AWS_OPERATIONS:
+    AWS_RATE_DECREASES.labels(operation=_operation)

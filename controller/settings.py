@@ -96,7 +96,11 @@ class Settings(BaseSettings):
 
     # --- AWS ---
     rate_limit: float = Field(
-        20.0, description="Client-side cap on Batch API calls per second (AWS allows 50)."
+        50.0,
+        gt=0,
+        description="Ceiling of each Batch API operation's calls per second (AWS allows 50 "
+        "SubmitJob/s per account); the rate adapts below it when AWS throttles "
+        "(rate_control). Lower it to leave headroom for other tools in the account.",
     )
     concurrency: int = Field(8, description="Parallel SubmitJob calls for independent jobs.")
     aws_max_attempts: int = Field(5, description="botocore retry attempts for safe calls.")
@@ -260,6 +264,27 @@ class Settings(BaseSettings):
     )
     notify_source_unreachable_after: float = Field(
         600.0, description="Notify when the source has been unreadable this long (10m)."
+    )
+
+    # --- rate control and HTTP bounds (controller.aws.batch, controller.service.server) ---
+    rate_control: Literal["aimd", "botocore", "fixed"] = Field(
+        "aimd",
+        description="How each operation's rate follows AWS throttling: aimd (lower on a 429, "
+        "climb back with success), botocore (its adaptive limiter on SubmitJob), fixed.",
+    )
+    webhook_listen: str = Field(
+        "",
+        description="host:port of POST /webhook on its own server (only the webhook there); "
+        "empty: /webhook is served on listen beside /metrics.",
+    )
+    http_idle_timeout: int = Field(
+        10, ge=1, description="Seconds an HTTP connection may stay silent before it is closed."
+    )
+    http_max_connections: int = Field(
+        1000,
+        ge=4,
+        description="Open HTTP connections per server; beyond it new ones wait in the listen "
+        "backlog (capped at a quarter of the file-descriptor limit).",
     )
 
     @field_validator(

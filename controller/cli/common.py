@@ -231,12 +231,7 @@ def open_batch(settings: Settings) -> Any:
     from controller.aws.batch import BatchError, Boto3Batch
 
     try:
-        return Boto3Batch(
-            rate_limit=settings.rate_limit,
-            max_attempts=settings.aws_max_attempts,
-            retry_mode=settings.aws_retry_mode,
-            pool_size=max(10, settings.concurrency),
-        )
+        return Boto3Batch.from_settings(settings)
     except BatchError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -1,9 +1,14 @@
-"""The long-running controller: an APScheduler interval job, one pass at a time.
+"""The long-running controller: one pass at a time, on a timer or on demand.
 
-``max_instances=1`` and ``coalesce=True`` mean a slow pass is never overlapped
-and missed ticks collapse into one; jitter keeps a fleet of controllers from
-hitting AWS in lockstep. ``trigger()`` (webhook, tests) runs a pass now.
-SIGTERM/SIGINT stop the scheduler after the pass in flight.
+Passes run on one thread of their own (``pass-runner``), never overlapped. They
+start when asked: APScheduler's interval job (with jitter, so a fleet of
+controllers does not hit AWS in lockstep) asks when no pass is running, and
+``trigger()`` (webhook, cron ticks of schedules, a new lease term) always asks.
+A trigger that arrives during a pass is never dropped: it leaves one follow-up
+pass pending, which starts as soon as the running pass ends; any number of
+triggers during one pass make that one follow-up (coalesced). An interval tick
+during a pass is skipped, as APScheduler skipped it before. SIGTERM/SIGINT stop
+after the pass in flight.
 """
 
 from __future__ import annotations
@@ -25,8 +30,8 @@ from controller.model.desired import DesiredState
 from controller.service.cron import sync_cron_triggers
 from controller.service.invalid_manifests import InvalidManifestLog
 from controller.service.notify import Reporter, make_reporter
-from controller.service.server import Health, make_app, serve
-from controller.service.webhook import webhook_routes
+from controller.service.server import Health
+from controller.service.webhook import serve_endpoints
 from controller.settings import Settings
 from controller.source.manifest_cache import ManifestCache
 from controller.source.repository import make_source
@@ -52,10 +57,17 @@ class Daemon:
         # Held by every scheduled pass; stop() waits on it instead of on the scheduler.
         self.pass_lock = threading.Lock()
         self.passes = 0
+        # Set by trigger(): a pass is wanted. The runner clears it as a pass *starts*, so
+        # a trigger during the pass sets it again and the runner goes round once more.
+        self._wanted = threading.Event()
+        self._running = False
+        self._stopping = False
+        self.runner: threading.Thread | None = None
         self.scheduler = BackgroundScheduler(
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
         )
         self.server: Any = None
+        self.webhook_server: Any = None
         # Several replicas (lease_table set): only the lease holder runs passes, and
         # every Batch write re-checks the lease just before it is sent.
         self.lease = make_lease(settings)
@@ -141,27 +153,54 @@ class Daemon:
 
         return hook
 
-    def _scheduled_pass(self) -> None:
-        with self.pass_lock:
-            self.run_once()
+    @property
+    def pass_pending(self) -> bool:
+        """A pass has been asked for and has not started yet."""
+        return self._wanted.is_set()
 
     def trigger(self) -> None:
-        """Run a pass as soon as the one in flight (if any) ends."""
-        self.scheduler.modify_job(JOB_ID, next_run_time=datetime.now().astimezone())
+        """Run a pass now, or as soon as the one in flight ends (one follow-up, however
+        many triggers arrive during it)."""
+        if self._running:
+            log.info("pass_requested", follow_up=True)
+        self._wanted.set()
+
+    def _interval_tick(self) -> None:
+        # A tick during a pass is skipped: the pass in flight already reads the branch.
+        if not self._running:
+            self._wanted.set()
+
+    def _run_passes(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._stopping:
+                return
+            with self.pass_lock:
+                self._wanted.clear()  # triggers from here on ask for one more pass
+                self._running = True
+                try:
+                    self.run_once()
+                except Exception:  # a crashed pass must not end the daemon's passes
+                    log.exception("pass_crashed")
+                finally:
+                    self._running = False
 
     def start(self) -> None:
-        routes = webhook_routes(self.settings, self.trigger)  # {} unless a secret is set
-        self.server = serve(self.settings.listen, make_app(self.health, extra=routes))
+        self.server, self.webhook_server = serve_endpoints(self.settings, self.health, self.trigger)
+        hook = self.webhook_server
         log.info(
             "daemon_started",
             listen=f"{self.server.server_name}:{self.server.server_port}",
+            webhook_listen=f"{hook.server_name}:{hook.server_port}" if hook else "",
             repo=self.settings.repo,
             branch=self.settings.branch,
             interval_seconds=self.settings.interval,
             ledger=str(self.settings.state),
         )
+        self.runner = threading.Thread(target=self._run_passes, name="pass-runner", daemon=True)
+        self.runner.start()
         self.scheduler.add_job(
-            self._scheduled_pass,
+            self._interval_tick,
             "interval",
             id=JOB_ID,
             seconds=self.settings.interval,
@@ -174,11 +213,15 @@ class Daemon:
             self.lease_keeper.start()
 
     def stop(self) -> None:
+        self._stopping = True
         if self.scheduler.running:
             # APScheduler's shutdown(wait=True) holds the job-store lock while it waits
-            # for the pass in flight, and a pass touches the job store (cron triggers):
-            # a SIGTERM mid-pass deadlocked. Stop scheduling, then wait for the pass.
+            # for its jobs, and a pass touches the job store (cron triggers): a SIGTERM
+            # mid-pass deadlocked. Stop scheduling, then wait for the pass.
             self.scheduler.shutdown(wait=False)
+        self._wanted.set()  # wake the runner: it ends after the pass in flight
+        if self.runner is not None:
+            self.runner.join()
         with self.pass_lock:
             pass
         if self.reporter is not None:  # send what is queued (a few seconds at most)
@@ -187,8 +230,9 @@ class Daemon:
             self.lease_keeper.stop()
         if self.lease is not None:  # after the last pass: a standby may take over now
             self.lease.release()
-        if self.server is not None:
-            self.server.shutdown()
+        for server in (self.server, self.webhook_server):
+            if server is not None:
+                server.shutdown()
         self.stopped.set()
         log.info("daemon_stopped", passes=self.passes)
 

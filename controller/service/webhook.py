@@ -7,8 +7,10 @@ and only with the shared secret. GitHub signs the body with HMAC-SHA256
 ``X-Gitlab-Token``. Both are compared in constant time. Each delivery id
 (``X-GitHub-Delivery`` / ``X-Gitlab-Event-UUID``) is accepted once: a replayed
 request is refused like an unsigned one (401), with a metric and a log line,
-and never triggers a pass. Mounted by :mod:`controller.service.daemon` through
-``server.make_app(health, extra={"/webhook": ...})``.
+and never triggers a pass. :func:`serve_endpoints` mounts it for the daemon: beside
+``/metrics`` on ``listen``, or alone on ``webhook_listen`` (its own port, as Flux's
+notification receiver and Argo CD's webhook do), so that what GitHub can reach
+serves nothing else and a flood of it cannot slow a health probe.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import structlog
 from pydantic import SecretStr
 
 from controller import metrics
+from controller.service.server import Health, HttpServer, make_app, serve
 from controller.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -155,3 +158,49 @@ def webhook_routes(settings: Settings, on_push: Callable[[], None]) -> dict[str,
     if secret is None:
         return {}
     return {"/webhook": Webhook(secret, on_push, max_bytes=settings.webhook_max_bytes)}
+
+
+def serve_endpoints(
+    settings: Settings, health: Health, on_push: Callable[[], None]
+) -> tuple[HttpServer, HttpServer | None]:
+    """Start the daemon's HTTP servers: ``listen`` (metrics, probes and, unless it has
+    its own, the webhook) and ``webhook_listen`` when set (only the webhook)."""
+    routes = webhook_routes(settings, on_push)  # {} unless a secret is set
+    idle, most = settings.http_idle_timeout, settings.http_max_connections
+    if not settings.webhook_listen:
+        main = serve(
+            settings.listen,
+            make_app(health, extra=routes),
+            max_body_bytes=settings.webhook_max_bytes,
+            idle_timeout=idle,
+            max_connections=most,
+        )
+        return main, None
+    main = serve(settings.listen, make_app(health), idle_timeout=idle, max_connections=most)
+    hook = serve(
+        settings.webhook_listen,
+        _only(routes),
+        threads=2,
+        max_body_bytes=settings.webhook_max_bytes,
+        name="webhook-http",
+        idle_timeout=idle,
+        max_connections=most,
+    )
+    return main, hook
+
+
+def _only(routes: dict[str, Route]) -> Route:
+    """A WSGI app serving ``routes`` and 404 for everything else (no metrics, no probes)."""
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        route = routes.get(environ.get("PATH_INFO", ""))
+        if route is not None:
+            return route(environ, start_response)
+        body = b'{"error": "not found"}'
+        start_response(
+            "404 Not Found",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    return app

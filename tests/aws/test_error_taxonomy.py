@@ -57,8 +57,9 @@ def test_describe_jobs_sends_at_most_100_ids_per_call(
     [
         # moto itself refuses a queue that does not exist: AWS said no, for good.
         (None, Rejected, "ClientException", 1, 1),
-        # Throttled every time: refused, so retried (6 attempts), then Transient.
-        ("throttle", Transient, "TooManyRequestsException", 6, 0),
+        # Throttled every time: refused, so sent again for throttle_patience seconds (here
+        # 0: given up after the first refusal), then Transient; never reached AWS.
+        ("throttle", Transient, "TooManyRequestsException", 1, 0),
         # A 5xx after moto created the job: the job may exist, so never sent again.
         ("5xx-after", OutcomeUnknown, "ServerException", 1, 1),
         # The same reply before moto saw it: the client cannot tell the difference.
@@ -80,6 +81,7 @@ def test_submit_errors_map_to_our_taxonomy(
     """Each way a SubmitJob can fail over HTTP raises exactly its class of our taxonomy
     with AWS's error code; only a proven refusal (429) is sent again, and a 5xx or a
     dropped connection after the request left is OutcomeUnknown, never a retry."""
+    proxied_api.throttle_patience = 0.0  # a throttled submit gives up at once (default 120 s)
     proxy.rule = (lambda op, n: fault if op == "SubmitJob" else None) if fault else None
     request = {**SUBMIT, "jobQueue": "no-such-queue"} if fault is None else SUBMIT
     with pytest.raises(expected) as raised:

@@ -26,6 +26,7 @@ from bench import (
     initial_sync,
     poll_cost,
     runtime,
+    throttled_commit,
     unchanged_pass,
     webhook_latency,
 )
@@ -124,3 +125,28 @@ def test_command_line_runs_and_prints_the_table(
     out = capsys.readouterr().out
     assert "initial sync of 5 new jobs" in out and "machine:" in out and "nproc=" in out
     assert code in (0, 1)  # wall-time targets are not asserted here
+
+
+def test_throttled_commit_submits_each_job_once_and_counts_throttles(
+    moto: endpoint.MotoEndpoint, tmp_path: Path
+) -> None:
+    """Against the AWS-like endpoint allowing SubmitJob 10/s (burst 1), a default
+    ``batch-gitops reconcile`` process exits 0 with every job in moto exactly once; the
+    endpoint's counters add up (sent = throttled + reached)."""
+    result = throttled_commit.measure(
+        moto, tmp_path, 25, allowed=10.0, label="tiny", burst_seconds=0.1
+    )
+    assert result.exactly_once, result
+    assert result.sent == result.throttled + result.reached
+    assert 0 < result.first_submit <= result.last_submit <= result.seconds
+
+
+def test_pushes_during_a_pass_make_one_follow_up_each_round(
+    moto: endpoint.MotoEndpoint, git: git_server.GitServer, tmp_path: Path
+) -> None:
+    """Ten signed pushes while a 100-job pass runs: one follow-up pass per round, which
+    submits the pushed job after the running pass ended."""
+    moto.fresh()
+    result = webhook_latency.measure_busy(git, tmp_path, wave=100, rounds=1)
+    assert [r.follow_ups for r in result.rounds] == [1]
+    assert all(r.after_pass > 0 and r.remaining > 0 for r in result.rounds)

@@ -85,13 +85,13 @@ def test_300_jobs_converge_exactly_once_with_20_percent_faults(
 
     found = managed_jobs(batch)
     faults = proxy.faults()
-    busiest = proxy.max_requests_in_window(1.0)
+    busiest = proxy.max_requests_in_window(1.0, operation="SubmitJob")
     report(
         f"passes={len(passes)} requests={len(proxy.seen)} faults injected={sum(faults.values())} "
         f"{dict(sorted(faults.items()))} SubmitJob sent={proxy.count('SubmitJob')} "
         f"reached AWS={proxy.reached_aws('SubmitJob')} jobs expected={len(expected)} "
         f"found={sum(found.values())} distinct={len(found)} "
-        f"busiest 1s window={busiest} req (limit {rate:g}/s + burst {rate / 10:g})"
+        f"busiest 1s window={busiest} SubmitJob (limit {rate:g}/s + burst {rate / 10:g})"
     )
     assert sum(faults.values()) >= 0.15 * len(proxy.seen)  # the faults really happened
     assert set(found) == expected
@@ -111,26 +111,27 @@ def test_rate_limiter_bounds_the_request_rate_aws_sees(
     monkeypatch: pytest.MonkeyPatch,
     report: Any,
 ) -> None:
-    """With the default rate limit (20/s, below AWS's 50/s), the proxy never sees
-    more than limit + burst (22) requests in any one-second window, and no more
-    than burst + limit x elapsed requests over the whole pass."""
-    write_jobs(repo, 70)
-    repo.commit("70 jobs")
+    """With the default ceiling (50/s, AWS's SubmitJob quota), the proxy never sees more
+    than ceiling + burst (55) SubmitJobs in any one-second window, and no more than
+    burst + ceiling x elapsed over the whole pass."""
+    write_jobs(repo, 120)
+    repo.commit("120 jobs")
     controller = proxied_controller(proxy, repo, tmp_path, monkeypatch)
-    assert controller.settings.rate_limit == 20.0
+    assert controller.settings.rate_limit == 50.0
 
     result = controller.reconcile()
 
     assert result.result == "ok"
-    times = [s.at for s in proxy.seen]
+    times = [s.at for s in proxy.seen if s.operation == "SubmitJob"]
     elapsed = times[-1] - times[0]
-    busiest = proxy.max_requests_in_window(1.0)
+    busiest = proxy.max_requests_in_window(1.0, operation="SubmitJob")
     report(
-        f"requests={len(times)} in {elapsed:.2f}s = {(len(times) - 1) / elapsed:.1f}/s; "
-        f"busiest 1s window={busiest} (limit 20/s, burst 2, AWS limit 50/s)"
+        f"SubmitJobs={len(times)} in {elapsed:.2f}s = {(len(times) - 1) / elapsed:.1f}/s; "
+        f"busiest 1s window={busiest} (ceiling 50/s, burst 5)"
     )
-    assert busiest <= 22 + 1 < 50  # +1: 50 ms of arrival jitter at 20/s
-    assert len(times) <= 2 + 20 * elapsed + 1
+    assert len(times) == 120
+    assert busiest <= 55 + 3  # +3: 50 ms of arrival jitter at 50/s
+    assert len(times) <= 5 + 50 * elapsed + 1
 
 
 def test_time_budget_cuts_a_big_commit_short_and_progress_continues(

@@ -193,10 +193,10 @@ class FaultProxy:
         with self._lock:
             return sum(1 for s in self.seen if s.operation == operation and s.fault in forwarded)
 
-    def max_requests_in_window(self, window: float = 1.0) -> int:
-        """The most requests that arrived within any ``window`` seconds (sliding)."""
+    def max_requests_in_window(self, window: float = 1.0, operation: str | None = None) -> int:
+        """The most requests (of ``operation``, or all) within any ``window`` seconds."""
         with self._lock:
-            times = sorted(s.at for s in self.seen)
+            times = sorted(s.at for s in self.seen if operation in (None, s.operation))
         best, start = 0, 0
         for end, at in enumerate(times):
             while at - times[start] >= window:
