@@ -103,7 +103,9 @@ def test_choosing_an_instance_shows_only_that_controller(
             ]
             scoped = dashboard.scoped(jobs_panel)
             for target, queue in zip(targets, ("test-queue", "cpu-job-queue"), strict=True):
-                expr = dashboard.resolve(scoped.replace("$instance", re.escape(target)))
+                # A regex in a PromQL string: its backslashes are escaped once more.
+                regex = re.escape(target).replace("\\", "\\\\")
+                expr = dashboard.resolve(scoped.replace("$instance", regex))
                 series = wait_until(
                     f"the jobs panel for {target}", lambda e=expr: prometheus.query(e), 30
                 )
