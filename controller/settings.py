@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")  # a DynamoDB table name
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -45,9 +46,10 @@ class Settings(BaseSettings):
     fetch_timeout: float = Field(60.0, description="Seconds a git fetch may take before it fails.")
 
     # --- state ---
-    state: Path = Field(
+    state: Path | str = Field(
         Path(".batch-gitops/ledger.sqlite"),
-        description="SQLite ledger of every registration, submission and action.",
+        description="Ledger of every registration, submission and action: a SQLite file "
+        "(one process), or dynamodb://TABLE (shared by replicas).",
     )
 
     # --- behaviour ---
@@ -203,3 +205,20 @@ class Settings(BaseSettings):
     @classmethod
     def _lease_duration(cls, value: object) -> float:
         return parse_duration(value)
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state_location(cls, value: object) -> Path | str:
+        """A ledger file (a Path), or a store URL kept as written: ``dynamodb://TABLE``
+        (a Path would turn its ``//`` into ``/``)."""
+        if isinstance(value, Path):
+            return value
+        text = str(value).strip()
+        if "://" not in text:
+            return Path(text)
+        if not text.startswith("dynamodb://") or not _TABLE.match(text[len("dynamodb://") :]):
+            raise ValueError(
+                f"{text!r}: give a ledger file path or dynamodb://TABLE (a DynamoDB table "
+                "name: 3-255 letters, digits, '_', '-' or '.')"
+            )
+        return text

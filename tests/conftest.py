@@ -1,5 +1,6 @@
-"""Shared fixtures: real git repositories in tmp_path, a real moto server over HTTP,
-a real SQLite ledger. Fakes live only in tests/plan (pure planner tests)."""
+"""Shared fixtures: real git repositories in tmp_path, a real moto server over HTTP
+(Batch and DynamoDB), a real SQLite ledger or a DynamoDB ledger on that server. Fakes
+live only in tests/plan (pure planner tests)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from controller.demo import backend as demo_backend
 from controller.engine.reconcile import PassResult, run_pass
 from controller.settings import Settings
 from controller.source.repository import make_source
-from controller.state.sqlite import SqliteLedger
+from controller.state.dynamodb import DynamoLedger
+from controller.state.ledger import Ledger
+from controller.state.stores import open_ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "manifests"
@@ -98,7 +101,7 @@ class Controller:
 
     settings: Settings
     api: Boto3Batch
-    ledger: SqliteLedger
+    ledger: Ledger
     passes: list[PassResult] = field(default_factory=list)
 
     def reconcile(self, **kwargs: Any) -> PassResult:
@@ -116,7 +119,7 @@ class Controller:
 
 def make_controller(settings: Settings) -> Controller:
     api = Boto3Batch(rate_limit=1000, max_attempts=3)
-    return Controller(settings, api, SqliteLedger(settings.state))
+    return Controller(settings, api, open_ledger(settings.state, settings))
 
 
 @pytest.fixture
@@ -126,6 +129,52 @@ def controller(moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path) -> C
         branch="main",
         state=tmp_path / "ledger.sqlite",
         workdir=tmp_path / "cache",
+    )
+    return make_controller(settings)
+
+
+# --- the ledger's two stores: tests of ledger behaviour run on both ---
+STORES = ["sqlite", "dynamodb"]
+LEDGER_TABLE = "batch-gitops-ledger"
+
+
+def dynamodb_ledger_location(
+    moto: demo_backend.MotoBatch, monkeypatch: pytest.MonkeyPatch, table: str = LEDGER_TABLE
+) -> str:
+    """A new, empty ledger table on the moto server (DynamoDB over HTTP); its --state."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto.endpoint)
+    DynamoLedger(table).create_table(point_in_time_recovery=False)
+    return f"dynamodb://{table}"
+
+
+@pytest.fixture(params=STORES)
+def store_state(
+    request: pytest.FixtureRequest,
+    moto: demo_backend.MotoBatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path | str:
+    """The --state of a new, empty ledger: a SQLite file, then a DynamoDB table."""
+    if request.param == "sqlite":
+        return tmp_path / "ledger.sqlite"
+    return dynamodb_ledger_location(moto, monkeypatch)
+
+
+@pytest.fixture
+def ledger(store_state: Path | str) -> Iterator[Ledger]:
+    """An empty ledger of each store (the test runs once per store)."""
+    opened = open_ledger(store_state)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def store_controller(
+    moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path, store_state: Path | str
+) -> Controller:
+    """:func:`controller`, once on a SQLite ledger and once on a DynamoDB ledger."""
+    settings = Settings(
+        repo=str(repo.path), branch="main", state=store_state, workdir=tmp_path / "cache"
     )
     return make_controller(settings)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import click
@@ -45,15 +44,19 @@ def parse_wait(value: str) -> float:
 
 
 @contextmanager
-def hold_writer(ledger: Any, purpose: str, wait: str) -> Iterator[Any]:
-    """The ledger's writer lock for a command's whole pass; busy -> one line, exit 1."""
-    from controller.state.ledger import WriterBusy
+def hold_writer(ledger: Any, purpose: str, wait: str, api: Any = None) -> Iterator[Any]:
+    """The ledger's writer lock for a command's whole pass; busy -> one line, exit 1.
+
+    ``api``: the Batch adapter the command writes with; on the shared ledger its writes
+    are refused once the lease is lost (as in the daemon).
+    """
+    from controller.state.ledger import LedgerError, WriterBusy
     from controller.state.writer import writing
 
     try:
-        with writing(ledger, purpose, parse_wait(wait)) as fence:
+        with writing(ledger, purpose, parse_wait(wait), api=api) as fence:
             yield fence
-    except WriterBusy as exc:
+    except (WriterBusy, LedgerError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -74,8 +77,9 @@ def source_options(fn: Any) -> Any:
         ),
         click.option(
             "--state",
-            type=click.Path(path_type=Path),
-            help="Ledger file. [env: BATCH_GITOPS_STATE]",
+            metavar="LEDGER",
+            help="Ledger: a file, or dynamodb://TABLE (shared by replicas). "
+            "[env: BATCH_GITOPS_STATE]",
         ),
         click.option(
             "--prune/--no-prune",
@@ -117,7 +121,7 @@ def open_runtime(settings: Settings) -> tuple[Any, Any]:
 
     configure(settings.log_format)
     try:
-        ledger = open_ledger(settings.state)
+        ledger = open_ledger(settings.state, settings)
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from exc
     try:

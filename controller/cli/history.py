@@ -28,7 +28,9 @@ from controller.state.history import History, HistoryQueryError, query_history
     "--limit", type=click.IntRange(1), default=200, show_default=True, help="Newest N of each."
 )
 @click.option(
-    "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
+    "--state",
+    metavar="LEDGER",
+    help="Ledger file or dynamodb://TABLE. [env: BATCH_GITOPS_STATE]",
 )
 @OUTPUT
 def history(
@@ -36,7 +38,7 @@ def history(
     manifest: str | None,
     job: str | None,
     limit: int,
-    state: Path | None,
+    state: str | None,
     output: str,
 ) -> None:
     """The audit trail: jobs and actions by commit, manifest or job ID (filters combine).
@@ -47,13 +49,13 @@ def history(
     from controller.state.stores import open_ledger
 
     settings = build_settings(state=state)
-    if not settings.state.exists():
+    if isinstance(settings.state, Path) and not settings.state.exists():
         raise click.ClickException(
             f"{settings.state}: no ledger here; pass --state (or BATCH_GITOPS_STATE) with the "
             "ledger file the controller writes"
         )
     try:
-        ledger = open_ledger(settings.state)
+        ledger = open_ledger(settings.state, settings)
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from exc
     try:

@@ -154,7 +154,7 @@ def reconcile(output: str, wait: str, **flags: Any) -> None:
         source = make_source(settings)
     except SourceError as exc:
         raise click.ClickException(str(exc)) from exc
-    with hold_writer(ledger, "reconcile", wait) as fence:
+    with hold_writer(ledger, "reconcile", wait, api) as fence:
         result = run_pass(settings, source, api, ledger, fence=fence)
     print_pass(result, output, Console())
     sys.exit(1 if result.failed else 0)
@@ -170,12 +170,13 @@ def run(**flags: Any) -> None:
     """Run the controller daemon until SIGTERM/SIGINT."""
     from controller.service.daemon import Daemon
     from controller.source.repository import SourceError
+    from controller.state.ledger import LedgerError
 
     settings = build_settings(**flags)
     api, ledger = open_runtime(settings)
     try:
         Daemon(settings, api, ledger).run_forever()
-    except SourceError as exc:
+    except (SourceError, LedgerError) as exc:  # e.g. replicas without a shared ledger
         raise click.ClickException(str(exc)) from exc
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -87,7 +86,7 @@ def _exit_code(snapshot: Snapshot) -> int:
 
 
 @click.command()
-@click.option("--state", type=click.Path(path_type=Path), help="Ledger file.")
+@click.option("--state", metavar="LEDGER", help="Ledger file or dynamodb://TABLE.")
 @click.option("--offline", is_flag=True, help="Show the ledger's last known statuses only.")
 @click.option("--all", "show_all", is_flag=True, help="Include removed manifests' jobs.")
 @click.option(
@@ -101,7 +100,7 @@ def _exit_code(snapshot: Snapshot) -> int:
 @click.option("--timeout", default=None, help="Give up watching after this long (exit 124).")
 @OUTPUT
 def status(
-    state: Path | None,
+    state: str | None,
     offline: bool,
     show_all: bool,
     names: tuple[str, ...],
