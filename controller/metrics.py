@@ -222,5 +222,20 @@ LEASE_TRANSITIONS = Counter(
     ["event"],
 )
 
+# --- state: late answers from AWS (controller/engine/observe.py) ---
+JOBS_NOT_VISIBLE = Gauge(
+    f"{PREFIX}_jobs_not_visible",
+    "Active runs the controller holds the ID of that AWS did not return on the last pass's "
+    "read (AWS lists new jobs late; they keep their last status and are read again).",
+)
+JOBS_NOT_VISIBLE_TOO_LONG = Gauge(
+    f"{PREFIX}_jobs_not_visible_too_long",
+    "Of those, runs AWS has not returned for longer than BATCH_GITOPS_NOT_VISIBLE_WARNING.",
+)
+WRITER_BUSY = Counter(
+    f"{PREFIX}_writer_busy_total",
+    "Passes skipped because another process held the ledger's writer lock.",
+)
+
 
 _initialize_known_labels()

@@ -37,6 +37,7 @@ _COLORS = {
     "RUNNING": "cyan",
     "STARTING": "cyan",
     "FORGOTTEN": "dim",
+    "NOT VISIBLE YET": "yellow",
 }
 
 

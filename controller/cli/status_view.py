@@ -33,6 +33,9 @@ log = structlog.get_logger(__name__)
 
 PROGRESS_KEYS = ("SUCCEEDED", "FAILED", "RUNNING")
 BLOCKED = "BLOCKED"
+# An active run AWS did not return on the last read (it lists new jobs late): its last
+# status is kept, and it is never shown as finished.
+NOT_VISIBLE = "NOT VISIBLE YET"
 
 
 @dataclass
@@ -50,8 +53,14 @@ class JobView:
         return bool(self.blocked_by)
 
     @property
+    def not_visible(self) -> bool:
+        return self.record.not_visible and self.status in ACTIVE_STATUSES
+
+    @property
     def display(self) -> str:
-        return BLOCKED if self.blocked and self.status not in TERMINAL_STATUSES else self.status
+        if self.blocked and self.status not in TERMINAL_STATUSES:
+            return BLOCKED
+        return NOT_VISIBLE if self.not_visible else self.status
 
     @property
     def settled(self) -> bool:
@@ -71,6 +80,7 @@ class JobView:
             "state": r.state,
             "status": self.status,
             "display": self.display,
+            "not_visible_since": r.missing_since if self.not_visible else None,
             "status_reason": r.status_reason,
             "array": self.progress,
             "depends_on": self.upstream,

@@ -310,9 +310,15 @@ class Applier:
             if job is None:
                 # Ours (the ledger holds the ID we got from SubmitJob) but not returned by
                 # AWS yet: late is not gone. TerminateJob takes the ID in any state (a queued
-                # job is cancelled by it), so the stop does not wait for AWS to list it.
+                # job is cancelled by it), so the stop does not wait for AWS to list it; the
+                # next pass reads the outcome.
                 self.api.terminate_job(job_id, reason)
-                verb = "terminate"
+                return ActionResult(
+                    action,
+                    "stopping",
+                    job_id,
+                    "TerminateJob sent by ID; AWS does not return the job yet (not visible)",
+                )
             elif job.get("status") not in ACTIVE_STATUSES:
                 return ActionResult(action, "ok", job_id, f"already finished ({job.get('status')})")
             elif not is_managed(job.get("tags"), self.controller_id):

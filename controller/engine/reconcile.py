@@ -29,7 +29,7 @@ from controller.model.desired import DesiredState, build_desired
 from controller.model.manifests import (
     ManifestError,
 )
-from controller.model.plan import Plan, PlanOptions, plan_actions
+from controller.model.plan import ObservedState, Plan, PlanOptions, plan_actions
 from controller.model.records import Fence, Provenance
 from controller.settings import Settings
 from controller.source.guard import apply_policy, limits, refuse
@@ -191,6 +191,8 @@ class _Pass:
         if self.ledger_lost(desired):
             return
         observed = observe(self.api, self.ledger, record=not dry_run)  # 6. observe
+        if not dry_run:
+            self.count_not_visible(observed)
         plan = plan_actions(desired, observed, plan_options(self.settings))  # 7. plan
         self.outcome.plan = plan
         if plan.held:
@@ -272,6 +274,22 @@ class _Pass:
             self.outcome.result, self.outcome.message = "error", why
             log.error("ledger_lost", message=why)
         return bool(why)
+
+    # --- 6. observe ---
+    def count_not_visible(self, observed: ObservedState) -> None:
+        """Active runs AWS did not return: a gauge, and a warning when any stay hidden."""
+        now = time.time()
+        hidden = [o.record for o in observed.jobs.values() if not o.visible]
+        too_long = [r for r in hidden if now - r.missing_since > self.settings.not_visible_warning]
+        metrics.JOBS_NOT_VISIBLE.set(len(hidden))
+        metrics.JOBS_NOT_VISIBLE_TOO_LONG.set(len(too_long))
+        if too_long:
+            log.warning(
+                "jobs_not_visible_too_long",
+                jobs=len(too_long),
+                oldest_seconds=round(now - min(r.missing_since for r in too_long)),
+                example=f"{too_long[0].queue}/{too_long[0].name} {too_long[0].job_id}",
+            )
 
     # --- 8. apply ---
     def apply(self, snapshot: Snapshot, plan: Plan, desired: DesiredState) -> list[ActionResult]:

@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from controller import metrics
 from controller.aws.batch import BatchApi
 from controller.aws.lease import LeaseError, LeaseKeeper, guard_writes
 from controller.engine.reconcile import PassResult, run_pass
@@ -72,6 +73,7 @@ class Daemon:
             outcome = self._pass()
         except WriterBusy as exc:
             outcome = PassResult(pass_id="", result="busy", message=str(exc))
+            metrics.WRITER_BUSY.inc()
             log.warning("pass_skipped_writer_busy", message=str(exc))
         self.passes += 1
         self.health.update(
