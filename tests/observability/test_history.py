@@ -15,6 +15,13 @@ import pytest
 from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo
 
+
+@pytest.fixture
+def controller(store_controller: Controller) -> Controller:
+    """Every history query on both ledger stores: a SQLite file and a DynamoDB table."""
+    return store_controller
+
+
 DEFINITION = {
     "jobDefinitionName": "trainer",
     "type": "container",
@@ -31,7 +38,7 @@ def job(name: str, command: str = "1") -> dict[str, Any]:
     }
 
 
-def history(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def history(state: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "controller", "history", "--state", str(state), *args],
         env={**os.environ, "BATCH_GITOPS_LOG_FORMAT": "json"},
@@ -41,7 +48,7 @@ def history(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def history_json(state: Path, *args: str) -> dict[str, Any]:
+def history_json(state: Path | str, *args: str) -> dict[str, Any]:
     result = history(state, *args, "--output", "json")
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
@@ -163,6 +170,11 @@ def test_text_output_and_exit_codes(two_commits: dict[str, str], controller: Con
     bad = history(state, "--commit", "xyz!")
     assert bad.returncode == 2 and "--commit" in bad.stderr and "hex digits" in bad.stderr
 
-    missing = history(state.parent / "nope.sqlite", "--commit", two_commits["A"])
-    assert missing.returncode == 1
-    assert "nope.sqlite" in missing.stderr and "--state" in missing.stderr
+    if isinstance(state, Path):
+        missing = history(state.parent / "nope.sqlite", "--commit", two_commits["A"])
+        assert missing.returncode == 1
+        assert "nope.sqlite" in missing.stderr and "--state" in missing.stderr
+    else:
+        missing = history("dynamodb://no-such-ledger", "--commit", two_commits["A"])
+        assert missing.returncode == 1
+        assert "dynamodb://no-such-ledger" in missing.stderr and "create-table" in missing.stderr
