@@ -103,6 +103,9 @@ from controller.state.ledger import (
 CLAIM_ATTEMPTS = 5
 # Status updates of one pass are written by this many threads (one UpdateItem each).
 WRITE_THREADS = 8
+# A status AWS returned unchanged is not written again (a write per active job per pass
+# is what the shared store would cost most), except to refresh ``seen_at`` this often.
+SEEN_REFRESH = 300.0
 
 
 def _s(text: str) -> dict[str, str]:
@@ -128,6 +131,9 @@ class DynamoLedger:
         self.lease_seconds = lease_seconds
         self._lock = threading.Lock()
         self._tokens: dict[str, str] = {}  # job ID -> token (never changes once set)
+        # job ID -> its current run as the last current_jobs() read it (this process is
+        # the only writer while it holds the lease): unchanged statuses are not rewritten
+        self._read: dict[str, JobRecord] = {}
         self._records_marked = False
 
     # --- the table ---
@@ -265,6 +271,8 @@ class DynamoLedger:
             record = layout.job(typed)
             found[record.key] = record
             self._remember(record.job_id, record.token)
+        with self._lock:
+            self._read = {r.job_id: r for r in found.values() if r.job_id}
         return found
 
     def job_status_counts(self) -> dict[tuple[str, str], int]:
@@ -553,7 +561,22 @@ class DynamoLedger:
         )
         self._finished(attributes, status)
 
+    def _unchanged(self, update: StatusUpdate, now: float) -> bool:
+        """AWS returned what the ledger holds, and ``seen_at`` is recent enough."""
+        with self._lock:
+            read = self._read.get(update.job_id)
+        summary = json.loads(update.array_summary) if update.array_summary else None
+        return (
+            read is not None
+            and (read.status, read.status_reason, read.array_summary)
+            == (update.status, update.reason, summary)
+            and not read.missing_since
+            and now - read.seen_at < SEEN_REFRESH
+        )
+
     def _write_update(self, update: StatusUpdate, now: float) -> None:
+        if update.seen and self._unchanged(update, now):
+            return
         if update.seen:
             self._write_status(
                 update.job_id,
@@ -572,7 +595,8 @@ class DynamoLedger:
             )
 
     def update_statuses(self, updates: list[StatusUpdate], now: float) -> None:
-        """One UpdateItem per run (sent by a few threads: a pass reads hundreds)."""
+        """One UpdateItem per run whose status changed or went missing (sent by a few
+        threads: a pass reads hundreds); an unchanged one only every SEEN_REFRESH."""
         if len(updates) <= 1:
             for update in updates:
                 self._write_update(update, now)
