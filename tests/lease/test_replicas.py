@@ -245,7 +245,12 @@ def test_standby_takes_over_a_killed_leader_without_duplicates(
         "test_standby_takes_over_a_killed_leader_without_duplicates: "
         f"leader killed after submitting {by_a}/40 jobs; standby led {takeover:.2f}s later "
         f"(lease {LEASE_SECONDS:g}s, poll {POLL:g}s, listing lag {LAG:g}s); "
-        f"jobs 40, found {len(jobs_in_aws(batch))}, duplicates {counts['duplicates']}"
+        f"jobs 40, found {len(jobs_in_aws(batch))}, duplicates {counts['duplicates']}; "
+        "the leader's open claims settled by the standby: "
+        + ", ".join(
+            f"{event.removeprefix('intent_')} {len(b.events(event))}"
+            for event in ("intent_too_young", "intent_adopted", "intent_lost")
+        )
     )
     assert took <= LEASE_SECONDS + 2 * POLL + 1.0
     writers = writers_in_time_order([a, b])

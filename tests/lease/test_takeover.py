@@ -18,6 +18,7 @@ from controller.settings import Settings
 from controller.state.stores import open_ledger
 from tests.conftest import GitRepo, WriteCounter, dynamodb_ledger_location
 from tests.lease.conftest import Clock
+from tests.support.consistency_proxy import ConsistencyProxy
 
 QUEUE = "test-queue"
 DEFINITION = {
@@ -180,3 +181,54 @@ def test_a_deposed_leader_that_believes_it_leads_cannot_claim(
     assert taken.result == "ok", taken.message
     assert sorted(name for action, name in writes(taken) if action == "submit") == ["c", "d", "e"]
     assert runs_by_name(batch) == dict.fromkeys("abcde", 1)
+
+
+class Killed(BaseException):
+    """The process dies here (not an error a pass could catch)."""
+
+
+def test_a_new_leader_settles_the_old_leaders_claim_under_listing_lag(
+    shared: str,
+    repo: GitRepo,
+    tmp_path: Path,
+    batch: Any,
+    moto: demo_backend.MotoBatch,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A dies after AWS accepted its SubmitJob but before it recorded the job ID, and AWS
+    lists the job late: the new leader keeps the claim open (within the settle grace)
+    instead of submitting again, and adopts the job by its tag once AWS lists it."""
+    proxy = ConsistencyProxy(moto.endpoint, list_lag=30.0).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BATCH", proxy.endpoint)
+    try:
+        repo.write("defs/trainer.json", DEFINITION)
+        repo.write("jobs/a.json", job("a"))
+        repo.commit("a")
+        a = replica("a", repo, tmp_path, shared)
+        b = replica("b", repo, tmp_path, shared)
+        assert a.lease is not None and b.lease is not None
+
+        def die(**_: Any) -> None:
+            raise Killed
+
+        assert isinstance(a.api, Boto3Batch)
+        a.api.submit_client.meta.events.register("after-call.batch.SubmitJob", die)
+        with pytest.raises(Killed):
+            a.run_once()
+        assert runs_by_name(batch) == {"a": 1}  # AWS has it (moto, read directly) ...
+        [claim] = b.ledger.open_intents()  # ... the ledger only the claim
+        a.lease.release()
+
+        sent = WriteCounter(b.api)  # type: ignore[arg-type]
+        for _ in range(2):  # AWS does not list it yet: the key waits, nothing is sent
+            waiting = b.run_once()
+            assert waiting.settled is not None and waiting.settled.unknown == 1
+        assert sent.writes == [] and proxy.left_out["ListJobs"] >= 2
+        proxy.set_lag(0.0)
+        adopted = b.run_once()
+        assert adopted.settled is not None and adopted.settled.adopted == 1
+        assert sent.writes == [] and b.ledger.open_intents() == []
+        assert b.ledger.current_jobs()[(QUEUE, "a")].token == claim.token
+        assert runs_by_name(batch) == {"a": 1}
+    finally:
+        proxy.stop()
