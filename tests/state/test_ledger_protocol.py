@@ -55,6 +55,35 @@ def submitted(ledger: Ledger, token: str, name: str = "a", status: str = "RUNNIN
     return f"job-{token}"
 
 
+def define(ledger: Ledger, arn: str, revision: int, name: str = "worker") -> None:
+    ledger.record_definition(
+        arn=arn,
+        name=name,
+        revision=revision,
+        manifest=f"defs/{name}.json",
+        spec_hash=f"h{revision}",
+        prune=True,
+        provenance=Provenance(SHA, "Ada"),
+    )
+
+
+def act(ledger: Ledger, name: str, aws_id: str, **fields: Any) -> None:
+    """One audit action (``fields`` override the defaults)."""
+    action: dict[str, Any] = {
+        "pass_id": "p",
+        "action": "submit",
+        "kind": "job",
+        "name": name,
+        "queue": QUEUE,
+        "manifest": f"jobs/{name}.json",
+        "provenance": Provenance(SHA, "Ada", 1.0),
+        "result": "ok",
+        "aws_id": aws_id,
+        "message": "",
+    }
+    ledger.record_action(**{**action, **fields})
+
+
 def test_a_new_ledger_is_empty_until_something_is_recorded(ledger: Ledger) -> None:
     """is_empty: True for a new store; False after a run, a definition or the writes-sent
     mark; meta values round-trip and the location names the store."""
@@ -198,16 +227,14 @@ def test_outcomes_renames_and_the_audit_queries(ledger: Ledger) -> None:
             (job_b, "jobs/b.json", OTHER_SHA),
         ]
     ):
-        ledger.record_action(
+        act(
+            ledger,
+            "b",
+            aws_id,
             pass_id="p1",
             action="submit" if n < 2 else "cancel",
-            kind="job",
-            name="b",
-            queue=QUEUE,
             manifest=manifest,
             provenance=Provenance(revision, "Ada", 1.0),
-            result="ok",
-            aws_id=aws_id,
             message=f"n{n}",
         )
     assert [a["message"] for a in ledger.actions()] == ["n0", "n1", "n2"]
@@ -230,14 +257,10 @@ def test_outcomes_renames_and_the_audit_queries(ledger: Ledger) -> None:
 def test_definitions_active_until_deregistered(ledger: Ledger) -> None:
     """ACTIVE revisions by name, oldest first; a deregistered one leaves the list."""
     for revision in (2, 1):
-        ledger.record_definition(
-            arn=f"arn:aws:batch:us-east-1:123456789012:job-definition/worker:{revision}",
-            name="worker",
-            revision=revision,
-            manifest="defs/worker.json",
-            spec_hash=f"h{revision}",
-            prune=True,
-            provenance=Provenance(SHA, "Ada"),
+        define(
+            ledger,
+            f"arn:aws:batch:us-east-1:123456789012:job-definition/worker:{revision}",
+            revision,
         )
     assert not ledger.is_empty()
     active = ledger.active_definitions()
@@ -313,29 +336,10 @@ def test_prune_deletes_only_what_never_matters_again(ledger: Ledger) -> None:
     ledger.record_schedules([schedule(tick_row(1120.0, "skipped"), last=1120.0)], [])
     ledger.record_schedules([schedule(tick_row(1180.0), last=1180.0)], [])
     submitted(ledger, "t1", "report-1060", "SUCCEEDED")  # finished tick: goes with its run
-    for revision, arn in ((1, "worker:1"), (2, "worker:2")):
-        ledger.record_definition(
-            arn=arn,
-            name="worker",
-            revision=revision,
-            manifest="defs/worker.json",
-            spec_hash="h",
-            prune=True,
-            provenance=Provenance(SHA),
-        )
+    define(ledger, "worker:1", 1)
+    define(ledger, "worker:2", 2)
     ledger.record_deregistered("worker:1")
-    ledger.record_action(
-        pass_id="p",
-        action="submit",
-        kind="job",
-        name="keep",
-        queue=QUEUE,
-        manifest="jobs/keep.json",
-        provenance=Provenance(SHA),
-        result="ok",
-        aws_id="job-new",
-        message="",
-    )
+    act(ledger, "keep", "job-new")
     ledger.start_pass("p")
     ledger.finish_pass("p", SHA, "ok", {})
     ledger.start_pass("unfinished")
@@ -380,28 +384,9 @@ def test_backup_is_a_ledger_file_with_the_same_records(ledger: Ledger, tmp_path:
     intent(ledger, "t2", "a", replaces="t1")
     intent(ledger, "t3", "b")
     ledger.set_meta("last_applied_revision", SHA)
-    ledger.record_definition(
-        arn="worker:1",
-        name="worker",
-        revision=1,
-        manifest="defs/worker.json",
-        spec_hash="h",
-        prune=True,
-        provenance=Provenance(SHA),
-    )
+    define(ledger, "worker:1", 1)
     ledger.record_schedules([schedule(tick_row(1060.0), last=1060.0)], [])
-    ledger.record_action(
-        pass_id="p",
-        action="submit",
-        kind="job",
-        name="a",
-        queue=QUEUE,
-        manifest="jobs/a.json",
-        provenance=Provenance(SHA),
-        result="ok",
-        aws_id="job-t1",
-        message="",
-    )
+    act(ledger, "a", "job-t1")
     copy = SqliteLedger(tmp_path / "backup.sqlite")
     copy.close()
     (tmp_path / "backup.sqlite").unlink()
