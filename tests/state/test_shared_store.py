@@ -5,6 +5,7 @@ by Query only, and the commands that create and fill a table (moto over HTTP).""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -25,6 +26,11 @@ from tests.conftest import Controller, GitRepo, dynamodb_ledger_location, make_c
 from tests.reliability.conftest import NUMBERS
 
 QUEUE = "test-queue"
+WORKER = {
+    "jobDefinitionName": "w",
+    "type": "container",
+    "containerProperties": {"image": "x", "vcpus": 1, "memory": 8},
+}
 
 
 @pytest.fixture
@@ -108,14 +114,7 @@ def test_a_pass_reads_by_query_only_and_not_by_history(
         state = dynamodb_ledger_location(moto, pytest.MonkeyPatch(), table)
         settings = Settings(repo=str(repo.path), state=state, workdir=tmp_path / "cache")
         controller: Controller = make_controller(settings)
-        repo.write(
-            "defs/w.json",
-            {
-                "jobDefinitionName": "w",
-                "type": "container",
-                "containerProperties": {"image": "x", "vcpus": 1, "memory": 8},
-            },
-        )
+        repo.write("defs/w.json", WORKER)
         for generation in range(generations):
             for n in range(jobs):
                 repo.write(
@@ -180,14 +179,7 @@ def test_migrate_copies_a_ledger_file_into_an_empty_table(
     """`ledger migrate --to dynamodb://T` copies every record and verifies the counts; the
     copy plans nothing new; a second migrate into the same (now full) table is refused."""
     store_controller = controller
-    repo.write(
-        "defs/w.json",
-        {
-            "jobDefinitionName": "w",
-            "type": "container",
-            "containerProperties": {"image": "x", "vcpus": 1, "memory": 8},
-        },
-    )
+    repo.write("defs/w.json", WORKER)
     for n in range(5):
         repo.write(f"jobs/j{n}.json", {"jobName": f"j{n}", "jobQueue": QUEUE, "jobDefinition": "w"})
     repo.commit("five")
@@ -269,3 +261,31 @@ def test_replicas_on_a_ledger_file_are_refused_at_start(
     assert result.exit_code == 1
     assert "replicas need a shared ledger: --state dynamodb://TABLE" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_reconcile_and_prune_wait_for_the_lease(
+    moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path, shared: str
+) -> None:
+    """While a replica holds the shared ledger's lease, `reconcile` and `ledger prune` exit
+    1 naming it (host, pid, what it runs) and write nothing; released, both run."""
+    repo.write("defs/w.json", WORKER)
+    repo.write("jobs/a.json", {"jobName": "a", "jobQueue": QUEUE, "jobDefinition": "w"})
+    repo.commit("a")
+    ledger = open_ledger(shared)
+    daemon = ledger.writer_lock("run")
+    daemon.acquire(0)
+    runner = CliRunner()
+    reconcile = ["reconcile", "--repo", str(repo.path), "--state", shared]
+    prune = ["ledger", "prune", "--older-than", "90d", "--state", shared]
+    for command in (reconcile, prune):
+        busy = runner.invoke(main, command, env={"BATCH_GITOPS_WORKDIR": str(tmp_path / "c")})
+        assert busy.exit_code == 1, busy.output
+        assert "another writer holds the ledger's lease" in busy.output
+        assert f"pid {os.getpid()}" in busy.output and "`run`" in busy.output
+    assert ledger.jobs() == []
+    daemon.release()
+    done = runner.invoke(main, reconcile, env={"BATCH_GITOPS_WORKDIR": str(tmp_path / "c")})
+    assert done.exit_code == 0, done.output
+    assert [r.name for r in ledger.jobs()] == ["a"]
+    pruned = runner.invoke(main, prune)
+    assert pruned.exit_code == 0 and "deleted 0 job records" in pruned.output
