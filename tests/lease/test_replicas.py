@@ -284,7 +284,7 @@ def test_graceful_handover_with_the_default_lease_under_listing_lag(
     numbers(
         "test_graceful_handover_with_the_default_lease_under_listing_lag: 150 jobs, lease 15s "
         f"(default), listing lag {LAG:g}s; leader stopped after {by_a} submitted, finished "
-        f"its pass; new leader after {gap:.2f}s (pass end + poll), "
+        f"its pass and released the lease; the standby led {gap:.2f}s after it exited, "
         f"{time.monotonic() - stopped:.1f}s after SIGTERM it had run 2 passes, jobs not "
         f"visible to it at first {hidden_at_takeover[0]['jobs'] if hidden_at_takeover else 0}; "
         f"duplicates {counts['duplicates']}, missing {counts['missing']}"
@@ -321,14 +321,15 @@ def test_standby_takes_over_after_aws_forgot_the_leaders_finished_jobs(
     a.proc.send_signal(signal.SIGKILL)
     a.proc.wait(timeout=5)
     wait_for("b to lead", b.leader, LEASE_SECONDS * 3)
-    wait_for("three passes of b", lambda: b.passes_led() >= 3, 30)
+    wait_for("two passes of b", lambda: b.passes_led() >= 2, 30)
     counts = audit(batch, set(names), set())
     resubmitted = [e for e in b.events("action") if e.get("action") == "submit"]
     numbers(
         "test_standby_takes_over_after_aws_forgot_the_leaders_finished_jobs: 45 jobs finished "
-        f"and forgotten by AWS ({late_aws.left_out['ListJobs']} left out of ListJobs, "
-        f"{late_aws.left_out['DescribeJobs']} of DescribeJobs); new leader ran "
-        f"{len(resubmitted)} again; duplicates {counts['duplicates']}"
+        "and forgotten by AWS; the new leader knew them from the shared ledger and never "
+        f"asked AWS about them (answers that left them out: "
+        f"{sum(late_aws.left_out.values())}); ran {len(resubmitted)} again; "
+        f"duplicates {counts['duplicates']}"
     )
     assert resubmitted == [] and b.events("action") == []
     assert counts == {"duplicates": 0, "missing": 0, "removed_left_active": 0, "stopped_wrongly": 0}
