@@ -319,6 +319,19 @@ PANELS: tuple[PanelSpec, ...] = (
     ),
     PanelSpec(
         "Policy, trust and replicas",
+        "Commit statuses and notifications by result",
+        "timeseries",
+        (
+            _q(
+                f"sum by (sink, result) (increase(batch_gitops_notifications_total[{RATE}]))",
+                "{{sink}} {{result}}",
+            ),
+        ),
+        description="Statuses posted to GitHub/GitLab and webhook messages: failed and "
+        "rejected mean the forge or chat is down or refuses the token (docs/notifications.md).",
+    ),
+    PanelSpec(
+        "Policy, trust and replicas",
         "Lease: replicas leading and hand-overs",
         "timeseries",
         (

@@ -239,3 +239,27 @@ WRITER_BUSY = Counter(
 
 
 _initialize_known_labels()
+
+
+# --- commit statuses and notifications (controller.service.notify) ---
+NOTIFICATIONS = Counter(
+    f"{PREFIX}_notifications_total",
+    "Commit statuses and notifications by sink (github, gitlab, webhook) and result: sent, "
+    "failed (gave up after retries), rejected (4xx: token, permissions, repository), "
+    "dropped (queue full), rate-limited, superseded (a newer status of the same commit "
+    "replaced it in the queue), deduplicated (the event was already sent).",
+    ["sink", "result"],
+)
+NOTIFY_SINKS = ("github", "gitlab", "webhook")
+NOTIFY_RESULTS = (
+    "sent",
+    "failed",
+    "rejected",
+    "dropped",
+    "rate-limited",
+    "superseded",
+    "deduplicated",
+)
+for _sink in NOTIFY_SINKS:
+    for _result in NOTIFY_RESULTS:
+        NOTIFICATIONS.labels(sink=_sink, result=_result)

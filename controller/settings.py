@@ -15,19 +15,46 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")  # a DynamoDB table name
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# Go's time.ParseDuration (what Flux and Argo CD users write): a sequence of
+# decimal numbers with units, e.g. 1m30s, 1h30m, 2.5h, 500ms; plus d for days.
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d)")
+_UNIT_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+_BARE_NUMBER = re.compile(r"^\d+(?:\.\d*)?$|^\.\d+$")
 
 
 def parse_duration(value: object) -> float:
-    """Turn ``30``, ``"30s"``, ``"2m"``, ``"500ms"`` into seconds."""
+    """Turn ``30``, ``"30s"``, ``"1m30s"``, ``"1h30m"``, ``"500ms"`` into seconds.
+
+    Go-style compounds (``time.ParseDuration``), plus ``d`` for days and a bare
+    number for seconds; negative durations are refused.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 1m30s, 1h)")
     if isinstance(value, int | float):
         return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 2m, 1h)")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    text = "".join(str(value).split())  # "30 s" was accepted before; keep it
+    if _BARE_NUMBER.match(text):
+        return float(text)
+    total, position = 0.0, 0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != position:
+            break
+        total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        position = match.end()
+    if not text or position != len(text):
+        raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 1m30s, 1h)")
+    return total
 
 
 class Settings(BaseSettings):
@@ -185,6 +212,53 @@ class Settings(BaseSettings):
         "", description="This replica's name in the lease (default: host-pid-random)."
     )
 
+    # --- commit statuses and notifications (controller.service.notify) ---
+    github_token: SecretStr | None = Field(
+        None, description="GitHub token that may write commit statuses (repo:status scope)."
+    )
+    github_token_file: Path | None = Field(
+        None, description="File holding the GitHub token (a mounted secret); wins over the env."
+    )
+    github_api_url: str = Field(
+        "https://api.github.com",
+        description="GitHub REST API root; GitHub Enterprise: https://HOST/api/v3.",
+    )
+    github_repository: str = Field(
+        "", description="owner/name the statuses go to (default: derived from the repo URL)."
+    )
+    gitlab_token: SecretStr | None = Field(
+        None, description="GitLab token with the api scope, for commit statuses."
+    )
+    gitlab_token_file: Path | None = Field(
+        None, description="File holding the GitLab token (a mounted secret); wins over the env."
+    )
+    gitlab_api_url: str = Field(
+        "https://gitlab.com/api/v4", description="GitLab REST API root (self-managed: .../api/v4)."
+    )
+    gitlab_project: str = Field(
+        "", description="GitLab project id or path (default: derived from the repo URL)."
+    )
+    status_context: str = Field(
+        "batch-gitops", description="Context (GitHub) / name (GitLab) of the commit status."
+    )
+    status_target_url: str = Field(
+        "",
+        description="Link of the commit status ({sha} is replaced by the commit); empty: none.",
+    )
+    notify_urls: SecretStr | None = Field(
+        None,
+        description="Comma-separated webhook URLs (Slack-compatible) that get notifications.",
+    )
+    notify_urls_file: Path | None = Field(
+        None, description="File holding the notification URLs (a mounted secret); wins."
+    )
+    notify_rate_per_minute: float = Field(
+        20.0, gt=0, description="Notifications per minute and URL; more are dropped and counted."
+    )
+    notify_source_unreachable_after: float = Field(
+        600.0, description="Notify when the source has been unreadable this long (10m)."
+    )
+
     @field_validator(
         "interval",
         "fetch_timeout",
@@ -195,6 +269,7 @@ class Settings(BaseSettings):
         "settle_grace",
         "job_retention",
         "not_visible_warning",
+        "notify_source_unreachable_after",
         mode="before",
     )
     @classmethod

@@ -169,6 +169,7 @@ def reconcile(output: str, wait: str, **flags: Any) -> None:
 def run(**flags: Any) -> None:
     """Run the controller daemon until SIGTERM/SIGINT."""
     from controller.service.daemon import Daemon
+    from controller.service.notify import NotifyConfigError
     from controller.source.repository import SourceError
     from controller.state.ledger import LedgerError
 
@@ -176,7 +177,7 @@ def run(**flags: Any) -> None:
     api, ledger = open_runtime(settings)
     try:
         Daemon(settings, api, ledger).run_forever()
-    except (SourceError, LedgerError) as exc:  # e.g. replicas without a shared ledger
+    except (SourceError, NotifyConfigError, LedgerError) as exc:  # LedgerError: e.g. replicas
         raise click.ClickException(str(exc)) from exc
 
 

@@ -1,6 +1,9 @@
 """Manifests -> DesiredState: identities, spec hashes, name-based dependencies.
 
-Pure. A job's identity is ``(jobQueue, jobName)``; a definition's is its
+Pure. A job's key is ``(jobQueue, jobName)`` with the queue as written (the
+ledger's key, unchanged since the first release); manifests are compared by
+:func:`controller.model.identity.job_identity`, so a queue written once as a
+name and once as an ARN is one queue. A definition's identity is its
 ``jobDefinitionName``. The spec hash covers what the author wrote (request plus
 the options that ask for a new run), so it is stable across passes and is what
 decides "changed" — AWS's echo of a job is never compared.
@@ -15,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.model.identity import JobIdentity, job_identity
 from controller.model.manifests import (
     DefinitionOptions,
     JobOptions,
@@ -97,11 +101,10 @@ def build_desired(loaded: LoadResult) -> DesiredState:
     """Turn loaded manifests into the desired state, adding cross-file errors."""
     state = DesiredState(errors=list(loaded.errors), invalid_paths=set(loaded.invalid_paths))
     by_definition: dict[str, list[Manifest]] = defaultdict(list)
-    by_job: dict[JobKey, list[Manifest]] = defaultdict(list)
+    by_job: dict[JobIdentity, list[Manifest]] = defaultdict(list)
     for manifest in loaded.manifests:
         if manifest.kind == "job":
-            key = (str(manifest.request["jobQueue"]), manifest.name)
-            by_job[key].append(manifest)
+            by_job[job_identity(str(manifest.request["jobQueue"]), manifest.name)].append(manifest)
         else:
             by_definition[manifest.name].append(manifest)
 
@@ -128,23 +131,25 @@ def build_desired(loaded: LoadResult) -> DesiredState:
         )
 
     unique: dict[JobKey, Manifest] = {}
-    for key, group in sorted(by_job.items()):
+    # Every job of the repository by name, valid or not (one key per identity), so a
+    # dependency on an invalid manifest blocks its dependents instead of passing through.
+    names: dict[str, list[JobKey]] = defaultdict(list)
+    for identity, group in sorted(by_job.items()):
+        keys = sorted({(str(m.request["jobQueue"]), m.name) for m in group})
+        names[identity[1]].append(keys[0])
         if len(group) > 1:
             paths = ", ".join(sorted(m.path for m in group))
+            written = " and ".join(repr(queue) for queue, _ in keys)
+            how = f" (written as {written})" if len(keys) > 1 else ""
             for manifest in group:
                 reject(
                     manifest,
                     "jobName",
-                    f"job {key[1]!r} appears more than once in queue {key[0]!r}: {paths}",
+                    f"job {identity[1]!r} appears more than once in queue {identity[0]!r}"
+                    f"{how}: {paths}",
                 )
             continue
-        unique[key] = group[0]
-
-    # Every job name in the repository, valid or not, so a dependency on an
-    # invalid manifest blocks its dependents instead of passing through.
-    names: dict[str, list[JobKey]] = defaultdict(list)
-    for key in by_job:
-        names[key[1]].append(key)
+        unique[keys[0]] = group[0]
 
     upstream: dict[JobKey, tuple[JobKey, ...]] = {}
     for key, manifest in unique.items():

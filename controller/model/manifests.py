@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -31,21 +30,20 @@ import yaml
 from botocore.model import Shape, StructureShape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from controller.model.constraints import (
+    Rule,
+    member_rules,
+)
 from controller.model.schedule_rules import MAX_TEMPLATE_NAME, ScheduleOptions
 
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
 API_VERSION = "batch-gitops/v1"
-TAG_PREFIX = "batch-gitops/"
-# Tags the controller adds to each resource; AWS allows 50 in all.
-RESERVED_TAG_COUNT = 6
-MAX_TAGS = 50
 MAX_BYTES = 1024 * 1024
 # A manifest nests a few levels; 64 leaves room and stops stack-exhaustion input.
 MAX_DEPTH = 64
 # Nodes after expanding YAML aliases: a "billion laughs" file is tiny on disk but
 # expands exponentially once walked (validation, hashing, JSON encoding).
 MAX_NODES = 100_000
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 Kind = Literal["job", "job-definition"]
 OPERATION = {"job": "SubmitJob", "job-definition": "RegisterJobDefinition"}
@@ -279,14 +277,63 @@ def _type_name(value: Any) -> str:
     )
 
 
-def validate_request(value: Any, shape: Shape, where: str = "") -> Iterator[tuple[str, str]]:
+# describe-* answers carry fields a request cannot: which output shape echoes which
+# request, and the command a user copied the file from.
+_ECHOES = {
+    "RegisterJobDefinitionRequest": ("JobDefinition", "describe-job-definitions"),
+    "SubmitJobRequest": ("JobDetail", "describe-jobs"),
+}
+
+
+@cache
+def _output_only(request_shape: str) -> tuple[str, set[str]]:
+    """The describe command and the fields its answer has that the request does not."""
+    echo = _ECHOES.get(request_shape)
+    if echo is None:
+        return "", set()
+    model = botocore.session.get_session().get_service_model("batch")
+    output = model.shape_for(echo[0])
+    request = model.shape_for(request_shape)
+    assert isinstance(output, StructureShape) and isinstance(request, StructureShape)
+    return echo[1], set(output.members) - set(request.members)
+
+
+def _unknown_field(shape: StructureShape, key: str) -> str:
+    command, output_only = _output_only(shape.name)
+    if key in output_only:
+        # container -> containerOverrides, eksProperties -> eksPropertiesOverride, ...
+        instead = [m for m in shape.members if m.startswith(key) and m != key]
+        hint = f"; a request sets {instead[0]!r} instead" if instead else ""
+        return f"output-only field of `aws batch {command}` output: AWS sets it, remove it{hint}"
+    return "unknown field" + _hint(key, shape.members)
+
+
+def _rule_problems(value: Any, rules: Iterable[Rule], where: str) -> Iterator[tuple[str, str]]:
+    for rule in rules:
+        message = rule.violation(value)
+        if message is not None:
+            if rule.keyword in ("enum", "enumIgnoringCase"):
+                message += _hint(value, rule.value)
+            yield where, message
+
+
+def validate_request(
+    value: Any,
+    shape: Shape,
+    where: str = "",
+    owner: str | None = None,
+    member: str | None = None,
+) -> Iterator[tuple[str, str]]:
     """Walk ``value`` against a botocore shape, yielding ``(field path, message)``.
 
     botocore's ParamValidator stops at the first problem per value and gives no
     hints; this walk uses the same model, reports every problem, and suggests
-    the member a typo was meant to be.
+    the member a typo was meant to be. ``owner``/``member`` name the structure
+    member being checked, for the rules AWS documents per member
+    (:mod:`controller.model.constraints`, shared with the editor schema).
     """
     kind = shape.type_name
+    rules = member_rules(owner, member, shape)
     if kind == "structure":
         assert isinstance(shape, StructureShape)
         if not isinstance(value, dict):
@@ -296,40 +343,44 @@ def validate_request(value: Any, shape: Shape, where: str = "") -> Iterator[tupl
             if required not in value:
                 yield _join(where, required), "required field is missing"
         for key, item in value.items():
-            member = shape.members.get(key)
-            if member is None:
-                yield _join(where, key), "unknown field" + _hint(key, shape.members)
+            child = shape.members.get(key)
+            if child is None:
+                yield _join(where, key), _unknown_field(shape, key)
             else:
-                yield from validate_request(item, member, _join(where, key))
+                yield from validate_request(item, child, _join(where, key), shape.name, key)
     elif kind == "list":
         if not isinstance(value, list):
             yield where, f"must be a list, not {_type_name(value)}"
             return
+        yield from _rule_problems(value, rules.rules, where)
         for index, item in enumerate(value):
             yield from validate_request(item, shape.member, f"{where}[{index}]")
     elif kind == "map":
         if not isinstance(value, dict):
             yield where, f"must be an object, not {_type_name(value)}"
             return
+        yield from _rule_problems(value, rules.rules, where)
         for key, item in value.items():
             if not isinstance(key, str):
                 yield where, f"keys must be strings, not {_type_name(key)}"
+                continue
+            yield from _rule_problems(key, rules.key_rules, f"{where}.{key}")
             yield from validate_request(item, shape.value, f"{where}.{key}")
     elif kind == "string":
         if not isinstance(value, str):
             yield where, f"must be a string, not {_type_name(value)}"
             return
-        enum = getattr(shape, "enum", None) or []
-        if enum and value not in enum:
-            yield where, f"{value!r} is not one of {', '.join(enum)}" + _hint(value, enum)
+        yield from _rule_problems(value, rules.rules, where)
     elif kind in ("integer", "long"):
         if isinstance(value, bool) or not isinstance(value, int):
             yield where, f"must be an integer, not {_type_name(value)}"
-        elif "min" in shape.metadata and value < shape.metadata["min"]:
-            yield where, f"must be at least {shape.metadata['min']}"
+            return
+        yield from _rule_problems(value, rules.rules, where)
     elif kind in ("double", "float"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             yield where, f"must be a number, not {_type_name(value)}"
+            return
+        yield from _rule_problems(value, rules.rules, where)
     elif kind == "boolean" and not isinstance(value, bool):
         yield where, f"must be true or false, not {_type_name(value)}"
     # timestamp and blob never occur in the two requests we accept.
@@ -345,39 +396,6 @@ def infer_kind(document: dict[str, Any]) -> Kind | None:
     if "jobQueue" in document or "jobName" in document:
         return "job"
     return None
-
-
-def _semantic_checks(kind: Kind, request: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """What the model cannot say but AWS (or our tagging) will reject."""
-    name_field = "jobName" if kind == "job" else "jobDefinitionName"
-    name = request.get(name_field)
-    if isinstance(name, str) and not _NAME.match(name):
-        yield (
-            name_field,
-            (
-                "must be 1-128 letters, digits, hyphens or underscores, starting with a letter "
-                "or digit"
-            ),
-        )
-    tags = request.get("tags")
-    if isinstance(tags, dict):
-        for key in tags:
-            if isinstance(key, str) and key.startswith(TAG_PREFIX):
-                yield f"tags.{key}", f"the {TAG_PREFIX} prefix is reserved for the controller"
-        if len(tags) > MAX_TAGS - RESERVED_TAG_COUNT:
-            yield (
-                "tags",
-                (
-                    f"{len(tags)} tags; at most {MAX_TAGS - RESERVED_TAG_COUNT} leave room for "
-                    f"the controller's {RESERVED_TAG_COUNT} (AWS allows {MAX_TAGS})"
-                ),
-            )
-    if kind == "job":
-        array = request.get("arrayProperties")
-        if isinstance(array, dict) and isinstance(array.get("size"), int):
-            size = array["size"]
-            if not 2 <= size <= 10_000:
-                yield "arrayProperties.size", "must be between 2 and 10000"
 
 
 def load_manifest(
@@ -411,11 +429,15 @@ def load_manifest(
                 )
         if not isinstance(document.get("spec"), dict):
             envelope_errors.append(ManifestError(path, "spec", "must be an object"))
+        if "metadata" in document and not isinstance(document["metadata"], dict):
+            message = f"must be an object, not {_type_name(document['metadata'])}"
+            envelope_errors.append(ManifestError(path, "metadata", message))
         if envelope_errors:
             return envelope_errors
         kind: Kind = ENVELOPE_KIND[str(kind_name)]
         request = document["spec"]
-        options_raw = document.get("options") or {}
+        options_raw = document.get("options")
+        options_raw = {} if options_raw is None else options_raw
         prefix = "spec."
     else:
         inferred = infer_kind(document)
@@ -432,7 +454,6 @@ def load_manifest(
         request = document
 
     problems = list(validate_request(request, input_shape(kind)))
-    problems += list(_semantic_checks(kind, request)) if not problems else []
     errors = [ManifestError(path, prefix + where, message) for where, message in problems]
 
     options: JobOptions | DefinitionOptions
@@ -441,8 +462,8 @@ def load_manifest(
         options = model.model_validate(options_raw)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = ".".join(str(part) for part in err["loc"])
-            errors.append(ManifestError(path, f"options.{loc}", err["msg"]))
+            loc = "".join(f".{part}" for part in err["loc"])
+            errors.append(ManifestError(path, f"options{loc}", err["msg"]))
         options = JobOptions() if kind == "job" else DefinitionOptions()
     if isinstance(options, JobOptions) and options.schedule is not None:
         name = request.get("jobName")
@@ -451,8 +472,9 @@ def load_manifest(
                 ManifestError(
                     path,
                     prefix + "jobName",
-                    f"a scheduled job's name may have at most {MAX_TEMPLATE_NAME} characters: "
-                    "each run is named <jobName>-YYYYMMDDTHHMMZ and AWS allows 128",
+                    f"{name!r} has {len(name)} characters; a scheduled job's name may have at "
+                    f"most {MAX_TEMPLATE_NAME}: each run is named <jobName>-YYYYMMDDTHHMMZ and "
+                    "AWS allows 128",
                 )
             )
     if errors:

@@ -12,6 +12,7 @@ The policy lives in the manifest repository (``.batch-gitops/policy.yaml``)::
         executionRoleArns: ["arn:aws:iam::*:role/ecsTaskExecutionRole"]
         imageRegistries: [123456789012.dkr.ecr.*.amazonaws.com, public.ecr.aws/finance]
         definitionNames: [risk-*]
+        serviceAccountNames: [finance-*]           # EKS pods (IRSA roles); none set: "default"
         requiredTags: [CostCenter, Project]
         limits: {vcpus: 16, memoryMiB: 65536, gpus: 0, arraySize: 100, timeoutSeconds: 86400}
 
@@ -37,9 +38,18 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 import yaml
+from botocore.model import Shape, StructureShape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller.model.manifests import LoadResult, Manifest, ManifestError, parse_document
+from controller.model.identity import definition_name
+from controller.model.manifests import (
+    Kind,
+    LoadResult,
+    Manifest,
+    ManifestError,
+    input_shape,
+    parse_document,
+)
 
 POLICY_FILE = ".batch-gitops/policy.yaml"
 
@@ -70,6 +80,12 @@ class TeamRule(BaseModel):
     execution_role_arns: list[str] | None = Field(None, alias="executionRoleArns")
     image_registries: list[str] | None = Field(None, alias="imageRegistries")
     definition_names: list[str] | None = Field(None, alias="definitionNames")
+    service_account_names: list[str] | None = Field(
+        None,
+        alias="serviceAccountNames",
+        description="EKS pods' service accounts (their IAM role through IRSA); a pod "
+        "without serviceAccountName runs as 'default'.",
+    )
     required_tags: list[str] = Field(default_factory=list, alias="requiredTags")
     limits: Ceilings = Field(default_factory=Ceilings)
 
@@ -165,6 +181,7 @@ class Usage:
     queues: list[tuple[str, str]] = field(default_factory=list)
     job_roles: list[tuple[str, str]] = field(default_factory=list)
     execution_roles: list[tuple[str, str]] = field(default_factory=list)
+    service_accounts: list[tuple[str, str]] = field(default_factory=list)
     images: list[tuple[str, str]] = field(default_factory=list)
     definitions: list[tuple[str, str]] = field(default_factory=list)
     vcpus: list[tuple[str, float]] = field(default_factory=list)
@@ -206,143 +223,144 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _container(usage: Usage, container: Any, where: str) -> None:
-    """A ``containerProperties``-shaped dict (also overrides and ECS containers)."""
-    if not isinstance(container, dict):
-        return
-    for key, target in (("vcpus", usage.vcpus), ("memory", usage.memory)):
-        value = _number(container.get(key))
-        if value is not None:
-            target.append((f"{where}.{key}", value))
-    for index, requirement in enumerate(container.get("resourceRequirements") or []):
+# Members that hold what a rule governs, wherever they sit in a request: a walk over
+# botocore's shapes finds each of them in definitions, overrides, ECS tasks, EKS pods
+# and node ranges alike, so a place AWS adds later under a known name is governed too
+# (tests/policy/test_policy_every_place.py fails on a new name nobody decided on).
+JOB_ROLE_MEMBERS = frozenset({"jobRoleArn", "taskRoleArn"})
+EXECUTION_ROLE_MEMBERS = frozenset({"executionRoleArn"})
+IMAGE_MEMBERS = frozenset({"image"})
+SERVICE_ACCOUNT_MEMBERS = frozenset({"serviceAccountName"})
+AMOUNT_MEMBERS = frozenset({"vcpus", "memory", "resourceRequirements", "resources"})
+GOVERNED_MEMBERS = (
+    JOB_ROLE_MEMBERS | EXECUTION_ROLE_MEMBERS | IMAGE_MEMBERS | SERVICE_ACCOUNT_MEMBERS
+) | AMOUNT_MEMBERS
+# An EKS pod without serviceAccountName runs as its namespace's "default" account.
+DEFAULT_SERVICE_ACCOUNT = "default"
+
+
+def _members(value: Any, shape: Shape, where: str) -> Iterator[tuple[str, str, Any, str]]:
+    """``(structure, member, value, field)`` for every structure member set in ``value``."""
+    if isinstance(shape, StructureShape) and isinstance(value, dict):
+        for key, item in value.items():
+            child = shape.members.get(key)
+            if child is None:
+                continue
+            spot = f"{where}.{key}" if where else key
+            yield shape.name, key, item, spot
+            yield from _members(item, child, spot)
+    elif shape.type_name == "list" and isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _members(item, shape.member, f"{where}[{index}]")
+    elif shape.type_name == "map" and isinstance(value, dict):
+        for key, item in value.items():
+            yield from _members(item, shape.value, f"{where}.{key}")
+
+
+def _requirements(usage: Usage, requirements: Any, where: str) -> None:
+    """``resourceRequirements``: ``[{type: VCPU|MEMORY|GPU, value: "4"}]``."""
+    for index, requirement in enumerate(requirements if isinstance(requirements, list) else []):
         if not isinstance(requirement, dict):
             continue
-        kind = requirement.get("type")
-        target_list = {"VCPU": usage.vcpus, "MEMORY": usage.memory, "GPU": usage.gpus}.get(
-            str(kind)
+        target = {"VCPU": usage.vcpus, "MEMORY": usage.memory, "GPU": usage.gpus}.get(
+            str(requirement.get("type"))
         )
         # An amount that is not a finite number cannot be shown to fit a ceiling.
         value = _number(requirement.get("value"))
-        value = math.inf if value is None else value
-        if target_list is not None:
-            target_list.append((f"{where}.resourceRequirements[{index}]", value))
-    if isinstance(container.get("image"), str):
-        usage.images.append((f"{where}.image", container["image"]))
-    if isinstance(container.get("jobRoleArn"), str):
-        usage.job_roles.append((f"{where}.jobRoleArn", container["jobRoleArn"]))
-    if isinstance(container.get("executionRoleArn"), str):
-        usage.execution_roles.append((f"{where}.executionRoleArn", container["executionRoleArn"]))
+        if target is not None:
+            target.append((f"{where}[{index}]", math.inf if value is None else value))
 
 
-def _eks_container(usage: Usage, container: Any, where: str) -> None:
-    if not isinstance(container, dict):
-        return
-    if isinstance(container.get("image"), str):
-        usage.images.append((f"{where}.image", container["image"]))
-    resources = container.get("resources")
+def _eks_resources(usage: Usage, resources: Any, where: str) -> None:
+    """EKS ``resources: {limits: {cpu, memory, nvidia.com/gpu}, requests: {...}}``."""
     if not isinstance(resources, dict):
         return
     for side in ("limits", "requests"):
         values = resources.get(side)
         if not isinstance(values, dict):
             continue
-        spot = f"{where}.resources.{side}"
-        cpu = _EKS_CPU.match(str(values.get("cpu", "")))
-        if cpu:
-            usage.vcpus.append((f"{spot}.cpu", float(cpu.group(1)) / (1000 if cpu[2] else 1)))
-        memory = _EKS_MEMORY.match(str(values.get("memory", "")))
-        if memory:
-            usage.memory.append((f"{spot}.memory", float(memory[1]) * _MIB[memory[2]]))
-        gpu = _number(values.get("nvidia.com/gpu"))
-        if gpu is not None:
-            usage.gpus.append((f"{spot}.nvidia.com/gpu", gpu))
+        spot = f"{where}.{side}"
+        if "cpu" in values:
+            cpu = _EKS_CPU.match(str(values["cpu"]))
+            amount = float(cpu[1]) / (1000 if cpu[2] else 1) if cpu else math.inf
+            usage.vcpus.append((f"{spot}.cpu", amount))
+        if "memory" in values:
+            memory = _EKS_MEMORY.match(str(values["memory"]))
+            amount = float(memory[1]) * _MIB[memory[2]] if memory else math.inf
+            usage.memory.append((f"{spot}.memory", amount))
+        if "nvidia.com/gpu" in values:
+            gpu = _number(values["nvidia.com/gpu"])
+            usage.gpus.append((f"{spot}.nvidia.com/gpu", math.inf if gpu is None else gpu))
 
 
-def _ecs_tasks(usage: Usage, tasks: Any, where: str) -> None:
-    for t_index, task in enumerate(tasks if isinstance(tasks, list) else []):
-        if not isinstance(task, dict):
-            continue
-        spot = f"{where}.taskProperties[{t_index}]"
-        if isinstance(task.get("taskRoleArn"), str):
-            usage.job_roles.append((f"{spot}.taskRoleArn", task["taskRoleArn"]))
-        if isinstance(task.get("executionRoleArn"), str):
-            usage.execution_roles.append((f"{spot}.executionRoleArn", task["executionRoleArn"]))
-        for c_index, container in enumerate(task.get("containers") or []):
-            _container(usage, container, f"{spot}.containers[{c_index}]")
-
-
-def _timeout(usage: Usage, request: dict[str, Any], where: str) -> None:
-    timeout = request.get("timeout")
-    if isinstance(timeout, dict):
-        value = _number(timeout.get("attemptDurationSeconds"))
-        if value is not None:
-            usage.timeouts.append((f"{where}timeout.attemptDurationSeconds", value))
-            usage.has_timeout = True
+def _collect(usage: Usage, request: dict[str, Any], kind: Kind, where: str) -> None:
+    """Every governed value of a request, by walking it against its botocore shape."""
+    for owner, member, value, spot in _members(request, input_shape(kind), ""):
+        field_path = where + spot
+        if member in IMAGE_MEMBERS and isinstance(value, str):
+            usage.images.append((field_path, value))
+        elif member in JOB_ROLE_MEMBERS and isinstance(value, str):
+            usage.job_roles.append((field_path, value))
+        elif member in EXECUTION_ROLE_MEMBERS and isinstance(value, str):
+            usage.execution_roles.append((field_path, value))
+        elif member in SERVICE_ACCOUNT_MEMBERS and isinstance(value, str):
+            usage.service_accounts.append((field_path, value))
+        elif member in ("vcpus", "memory"):
+            amount = _number(value)
+            if amount is not None:
+                target = usage.vcpus if member == "vcpus" else usage.memory
+                target.append((field_path, amount))
+        elif member == "resourceRequirements":
+            _requirements(usage, value, field_path)
+        elif member == "resources":
+            _eks_resources(usage, value, field_path)
+        elif member == "podProperties" and isinstance(value, dict) and kind == "job-definition":
+            if "serviceAccountName" not in value:
+                usage.service_accounts.append(
+                    (f"{field_path}.serviceAccountName", DEFAULT_SERVICE_ACCOUNT)
+                )
+        elif (owner, member) == ("ArrayProperties", "size"):
+            amount = _number(value)
+            if amount is not None:
+                usage.array_size.append((field_path, amount))
+        elif (owner, member) == ("JobTimeout", "attemptDurationSeconds"):
+            amount = _number(value)
+            if amount is not None:
+                usage.timeouts.append((field_path, amount))
+                usage.has_timeout = True
 
 
 def definition_usage(request: dict[str, Any], where: str = "") -> Usage:
     """What a RegisterJobDefinition request asks for."""
     usage = Usage(tags=dict(request.get("tags") or {}), where=where)
     usage.definitions.append((f"{where}jobDefinitionName", str(request.get("jobDefinitionName"))))
-    _container(usage, request.get("containerProperties"), f"{where}containerProperties")
-    ranges = (request.get("nodeProperties") or {}).get("nodeRangeProperties") or []
-    for index, node_range in enumerate(ranges if isinstance(ranges, list) else []):
-        if isinstance(node_range, dict):
-            spot = f"{where}nodeProperties.nodeRangeProperties[{index}]"
-            _container(usage, node_range.get("container"), f"{spot}.container")
-            _ecs_tasks(usage, node_range.get("ecsProperties", {}).get("taskProperties"), spot)
-    ecs = request.get("ecsProperties")
-    if isinstance(ecs, dict):
-        _ecs_tasks(usage, ecs.get("taskProperties"), f"{where}ecsProperties")
-    eks = request.get("eksProperties")
-    pod = eks.get("podProperties") if isinstance(eks, dict) else None
-    if isinstance(pod, dict):
-        for key in ("containers", "initContainers"):
-            for index, container in enumerate(pod.get(key) or []):
-                _eks_container(
-                    usage, container, f"{where}eksProperties.podProperties.{key}[{index}]"
-                )
-    _timeout(usage, request, where)
+    _collect(usage, request, "job-definition", where)
     return usage
-
-
-def _definition_name(reference: str) -> str:
-    """``name``, ``name:3`` or a job-definition ARN -> ``name``."""
-    if reference.startswith("arn:"):
-        reference = reference.rsplit("/", 1)[-1]
-    return reference.split(":", 1)[0]
-
-
-def _resource_name(value: str) -> str:
-    return value.rsplit("/", 1)[-1] if value.startswith("arn:") else value
 
 
 def job_usage(request: dict[str, Any], definition: Manifest | None, where: str = "") -> Usage:
     """What a SubmitJob request asks for, including what its managed definition gives it."""
     usage = Usage(tags=dict(request.get("tags") or {}), where=where)
+    # As written: a pattern may be a name or an ARN; _pattern_allowed also tries the name.
     usage.queues.append((f"{where}jobQueue", str(request.get("jobQueue"))))
     usage.definitions.append((f"{where}jobDefinition", str(request.get("jobDefinition"))))
-    _container(usage, request.get("containerOverrides"), f"{where}containerOverrides")
-    node_overrides = (request.get("nodeOverrides") or {}).get("nodePropertyOverrides") or []
-    for index, override in enumerate(node_overrides if isinstance(node_overrides, list) else []):
-        if isinstance(override, dict):
-            spot = f"{where}nodeOverrides.nodePropertyOverrides[{index}]"
-            _container(usage, override.get("containerOverrides"), f"{spot}.containerOverrides")
-    ecs = request.get("ecsPropertiesOverride")
-    if isinstance(ecs, dict):
-        _ecs_tasks(usage, ecs.get("taskProperties"), f"{where}ecsPropertiesOverride")
-    array = request.get("arrayProperties")
-    if isinstance(array, dict) and _number(array.get("size")) is not None:
-        usage.array_size.append((f"{where}arrayProperties.size", float(array["size"])))
-    _timeout(usage, request, where)
+    _collect(usage, request, "job", where)
     if definition is not None:
         # The definition's values apply unless overridden; checking both is
-        # exact for ceilings (the effective value is one of them) and for roles
-        # and images (overrides cannot change those).
+        # exact for ceilings (the effective value is one of them) and safe for
+        # roles, service accounts and images (both must be allowed).
         usage.definition_known = True
         inherited = definition_usage(definition.request, definition.field_prefix)
         label = f"jobDefinition ({definition.path}: "
-        for name in ("vcpus", "memory", "gpus", "images", "job_roles", "execution_roles"):
+        for name in (
+            "vcpus",
+            "memory",
+            "gpus",
+            "images",
+            "job_roles",
+            "execution_roles",
+            "service_accounts",
+        ):
             mine: list[Any] = getattr(usage, name)
             if name in ("vcpus", "memory", "gpus") and mine:
                 continue  # overridden: the job's own value is the effective one
@@ -369,6 +387,11 @@ def _registry_allowed(image: str, allowed: list[str]) -> bool:
     return False
 
 
+def _resource_name(value: str) -> str:
+    """An ARN's last path segment (an IAM role's name), for patterns written as names."""
+    return value.rsplit("/", 1)[-1] if value.startswith("arn:") else value
+
+
 def _pattern_allowed(value: str, patterns: list[str]) -> bool:
     return any(fnmatchcase(value, p) or fnmatchcase(_resource_name(value), p) for p in patterns)
 
@@ -390,12 +413,18 @@ def _check(
         ("jobRoleArns", usage.job_roles, team.job_role_arns, "job role"),
         ("executionRoleArns", usage.execution_roles, team.execution_role_arns, "execution role"),
         ("definitionNames", usage.definitions, team.definition_names, "job definition"),
+        (
+            "serviceAccountNames",
+            usage.service_accounts,
+            team.service_account_names,
+            "EKS service account",
+        ),
     ]
     for rule, values, patterns, noun in membership:
         if patterns is None:
             continue
         for where, value in values:
-            checked = _definition_name(value) if rule == "definitionNames" else value
+            checked = definition_name(value) if rule == "definitionNames" else value
             if not _pattern_allowed(checked, patterns):
                 yield (
                     where,
@@ -471,7 +500,7 @@ def check_manifest(
         ]
     team_index, team = match
     if manifest.kind == "job":
-        reference = _definition_name(str(manifest.request.get("jobDefinition", "")))
+        reference = definition_name(str(manifest.request.get("jobDefinition", "")))
         definition = (definitions or {}).get(reference)
         usage = job_usage(manifest.request, definition, manifest.field_prefix)
     else:

@@ -6,9 +6,12 @@ a document with ``apiVersion`` (or ``kind`` and ``spec``) is an envelope whose
 ``spec`` is the request of its ``kind``; otherwise ``jobDefinitionName`` makes
 it a RegisterJobDefinition request and anything else a SubmitJob request. Every
 structure is closed (``additionalProperties: false``), so an editor flags a
-typo as you type; enums, required members, integer minimums and the model's
-documentation (for hover text) come from the same botocore shapes the
-controller validates against. Draft-07, the dialect VS Code's JSON and YAML
+typo as you type; required members and the model's documentation (for hover
+text) come from the same botocore shapes the controller validates against, and
+every value rule (lengths, bounds, enums, patterns, the name pattern, the
+reserved tag prefix) from :func:`controller.model.constraints.member_rules`, the
+call ``validate`` makes: the two cannot drift
+(``tests/model/test_schema_agreement.py``). Draft-07, the dialect VS Code's JSON and YAML
 language servers both understand.
 """
 
@@ -20,6 +23,7 @@ from typing import Any
 
 from botocore.model import Shape, StructureShape
 
+from controller.model.constraints import Rule, member_rules
 from controller.model.manifests import (
     API_VERSION,
     ENVELOPE_KIND,
@@ -28,6 +32,7 @@ from controller.model.manifests import (
     Kind,
     input_shape,
 )
+from controller.model.schedule_rules import MAX_TEMPLATE_NAME
 
 SCHEMA_ID = "https://batch-gitops.dev/schemas/manifest-v1.json"
 _TAG = re.compile(r"<[^>]+>")
@@ -43,14 +48,39 @@ def _description(shape: Shape) -> str:
     return text
 
 
+def _with_rules(base: dict[str, Any], rules: tuple[Rule, ...]) -> dict[str, Any]:
+    """``base`` plus each rule's fragment; a keyword already set goes under allOf."""
+    out = dict(base)
+    extra: list[dict[str, Any]] = []
+    for rule in rules:
+        fragment = rule.schema()
+        if any(key in out for key in fragment):
+            extra.append(fragment)
+        else:
+            out.update(fragment)
+    if extra:
+        out["allOf"] = [*out.get("allOf", []), *extra]
+    return out
+
+
 class _ShapeWalker:
-    """botocore shapes -> JSON Schema; each structure once, under ``definitions``."""
+    """botocore shapes -> JSON Schema; each structure once, under ``definitions``.
+
+    Every value rule comes from :func:`controller.model.constraints.member_rules`,
+    the same call the runtime walk makes, so the schema and ``validate`` agree.
+    """
 
     def __init__(self) -> None:
         self.definitions: dict[str, Any] = {}
 
-    def schema(self, shape: Shape, documented: Shape | None = None) -> dict[str, Any]:
-        out = self._schema(shape)
+    def schema(
+        self,
+        shape: Shape,
+        documented: Shape | None = None,
+        owner: str | None = None,
+        member: str | None = None,
+    ) -> dict[str, Any]:
+        out = self._schema(shape, owner, member)
         doc = _description(documented or shape)
         if doc and "$ref" not in out:
             out["description"] = doc
@@ -59,8 +89,9 @@ class _ShapeWalker:
             out = {"allOf": [out], "description": doc}
         return out
 
-    def _schema(self, shape: Shape) -> dict[str, Any]:
+    def _schema(self, shape: Shape, owner: str | None, member: str | None) -> dict[str, Any]:
         kind = shape.type_name
+        rules = member_rules(owner, member, shape)
         if kind == "structure":
             assert isinstance(shape, StructureShape)
             if shape.name not in self.definitions:
@@ -69,7 +100,8 @@ class _ShapeWalker:
                     "type": "object",
                     "additionalProperties": False,
                     "properties": {
-                        name: self.schema(member, member) for name, member in shape.members.items()
+                        name: self.schema(child, child, shape.name, name)
+                        for name, child in shape.members.items()
                     },
                 }
                 if shape.required_members:
@@ -77,22 +109,22 @@ class _ShapeWalker:
                 self.definitions[shape.name] = body
             return {"$ref": f"#/definitions/{shape.name}"}
         if kind == "list":
-            return {"type": "array", "items": self.schema(shape.member)}
+            items = self.schema(shape.member)
+            return _with_rules({"type": "array", "items": items}, rules.rules)
         if kind == "map":
-            return {
+            out: dict[str, Any] = {
                 "type": "object",
                 "additionalProperties": self.schema(shape.value),
             }
+            if rules.key_rules:
+                out["propertyNames"] = _with_rules({}, rules.key_rules)
+            return _with_rules(out, rules.rules)
         if kind == "string":
-            enum = getattr(shape, "enum", None) or []
-            return {"type": "string", "enum": list(enum)} if enum else {"type": "string"}
+            return _with_rules({"type": "string"}, rules.rules)
         if kind in ("integer", "long"):
-            out: dict[str, Any] = {"type": "integer"}
-            if "min" in shape.metadata:
-                out["minimum"] = shape.metadata["min"]
-            return out
+            return _with_rules({"type": "integer"}, rules.rules)
         if kind in ("double", "float"):
-            return {"type": "number"}
+            return _with_rules({"type": "number"}, rules.rules)
         if kind == "boolean":
             return {"type": "boolean"}
         return {}  # timestamp/blob never occur in the two requests
@@ -127,7 +159,24 @@ def manifest_schema() -> dict[str, Any]:
     def request(kind: Kind) -> dict[str, Any]:
         return request_refs[kind]
 
-    envelope_kinds = []
+    # A scheduled job's runs are named <jobName>-YYYYMMDDTHHMMZ (AWS allows 128).
+    scheduled_name: dict[str, Any] = {
+        "if": {
+            "required": ["kind", "options"],
+            "properties": {
+                "kind": {"const": "Job"},
+                "options": {
+                    "type": "object",
+                    "required": ["schedule"],
+                    "properties": {"schedule": {"type": "object"}},
+                },
+            },
+        },
+        "then": {
+            "properties": {"spec": {"properties": {"jobName": {"maxLength": MAX_TEMPLATE_NAME}}}}
+        },
+    }
+    envelope_kinds: list[dict[str, Any]] = [scheduled_name]
     for envelope_name, kind in ENVELOPE_KIND.items():
         envelope_kinds.append(
             {
@@ -135,7 +184,7 @@ def manifest_schema() -> dict[str, Any]:
                 "then": {
                     "properties": {
                         "spec": request(kind),
-                        "options": {"$ref": option_refs[kind]},
+                        "options": {"anyOf": [{"type": "null"}, {"$ref": option_refs[kind]}]},
                     }
                 },
             }

@@ -26,7 +26,9 @@ from controller import metrics
 from controller.aws.batch import BatchApi
 from controller.aws.lease import LeaseError, LeaseKeeper, guard_writes
 from controller.engine.reconcile import PassResult, run_pass
+from controller.model.records import Fence
 from controller.service.cron import sync_cron_triggers
+from controller.service.notify import Reporter, make_reporter
 from controller.service.server import Health, make_app, serve
 from controller.service.webhook import webhook_routes
 from controller.settings import Settings
@@ -64,6 +66,8 @@ class Daemon:
         self.lease_keeper: LeaseKeeper | None = None
         if self.lease is not None:
             guard_writes(api, self.lease)
+        # Commit statuses and notifications (controller.service.notify); None: not configured.
+        self.reporter: Reporter | None = make_reporter(settings, ledger)
 
     def run_once(self) -> PassResult:
         standby = self._standby()
@@ -81,8 +85,12 @@ class Daemon:
         )
         if outcome.desired is not None:  # a cron trigger per schedule starts a pass at its tick
             sync_cron_triggers(self.scheduler, outcome.desired.schedules, self.trigger)
-        prune_if_due(self.ledger, self.settings.ledger_retention_days)
         return outcome
+
+    def _report(self, outcome: PassResult) -> None:
+        """Commit statuses and notifications of this pass: queued, never blocking or failing it."""
+        if self.reporter is not None:
+            self.reporter.after_pass(outcome)
 
     def _standby(self) -> PassResult | None:
         """Renew the lease right before a pass; without it, report standby and skip."""
@@ -109,15 +117,20 @@ class Daemon:
             fence = self.lease.fence()
             if fence is None:  # it ran out between the renewal and now: nothing written
                 return PassResult(pass_id="", result="lease-lost", message="lease not held")
-            return run_pass(
-                self.settings, self.source, self.api, self.ledger, cache=self.cache, fence=fence
-            )
+            return self._pass_as_writer(fence)
         # A ledger file: a manual `reconcile` (or a second daemon on the same file) holds
         # its lock for its pass; this pass waits a while, then tries next time.
         with writing(self.ledger, "run", wait=min(self.settings.interval, 60.0)) as fence:
-            return run_pass(
-                self.settings, self.source, self.api, self.ledger, cache=self.cache, fence=fence
-            )
+            return self._pass_as_writer(fence)
+
+    def _pass_as_writer(self, fence: Fence | None) -> PassResult:
+        outcome = run_pass(
+            self.settings, self.source, self.api, self.ledger, cache=self.cache, fence=fence
+        )
+        # Ledger writes of their own: under the same lock as the pass.
+        prune_if_due(self.ledger, self.settings.ledger_retention_days)
+        self._report(outcome)
+        return outcome
 
     def _scheduled_pass(self) -> None:
         with self.pass_lock:
@@ -158,6 +171,8 @@ class Daemon:
             self.scheduler.shutdown(wait=False)
         with self.pass_lock:
             pass
+        if self.reporter is not None:  # send what is queued (a few seconds at most)
+            self.reporter.close()
         if self.lease_keeper is not None:
             self.lease_keeper.stop()
         if self.lease is not None:  # after the last pass: a standby may take over now

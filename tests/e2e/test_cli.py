@@ -3,58 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from controller.demo import backend as demo_backend
 from tests.conftest import GitRepo
+from tests.support.cli import run_cli as cli
+from tests.support.cli import start_cli
+from tests.support.manifests import definition, job
+from tests.support.waiting import wait_until
 
-JOB = {"jobName": "nightly", "jobQueue": "test-queue", "jobDefinition": "trainer"}
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "controller", *args],
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=timeout,
-    )
-
-
-@pytest.fixture
-def env(moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
-        "BATCH_GITOPS_REPO": str(repo.path),
-        "BATCH_GITOPS_STATE": str(tmp_path / "l.db"),
-        "BATCH_GITOPS_LOG_FORMAT": "json",
-    }
+JOB = job("nightly")
+DEFINITION = definition("trainer")
 
 
 def test_plan_reconcile_plan_across_processes(
-    env: dict[str, str], repo: GitRepo, batch: Any
+    cli_env: dict[str, str], repo: GitRepo, batch: Any
 ) -> None:
     """plan exits 2 with the documented JSON, reconcile applies, a new process's
     reconcile writes nothing and plan then exits 0."""
     repo.write("defs/trainer.json", DEFINITION)
     repo.write("jobs/nightly.json", JOB)
     sha = repo.commit("nightly")
-    planned = cli("plan", "--output", "json", env=env)
+    planned = cli("plan", "--output", "json", env=cli_env)
     assert planned.returncode == 2, planned.stderr
     body = json.loads(planned.stdout)
     assert body["revision"] == sha and body["errors"] == []
@@ -64,60 +35,67 @@ def test_plan_reconcile_plan_across_processes(
     ]
     assert batch.list_jobs(jobQueue="test-queue")["jobSummaryList"] == []  # plan changed nothing
 
-    applied = cli("reconcile", "--output", "json", env=env)
+    applied = cli("reconcile", "--output", "json", env=cli_env)
     assert applied.returncode == 0, applied.stderr
     assert [a["result"] for a in json.loads(applied.stdout)["actions"]] == ["ok", "ok"]
-    again = cli("reconcile", "--output", "json", env=env)
+    again = cli("reconcile", "--output", "json", env=cli_env)
     assert again.returncode == 0 and json.loads(again.stdout)["actions"] == []
     assert len(batch.list_jobs(jobQueue="test-queue")["jobSummaryList"]) == 1
-    assert cli("plan", env=env).returncode == 0
+    assert cli("plan", env=cli_env).returncode == 0
 
-    status = json.loads(cli("status", "--output", "json", env=env).stdout)
+    status = json.loads(cli("status", "--output", "json", env=cli_env).stdout)
     [job] = status["jobs"]
     assert (job["name"], job["status"], job["revision"]) == ("nightly", "SUCCEEDED", sha)
     assert job["author"] == "Ada Author <ada@example.com>"
 
 
-def test_errors_exit_1_and_name_the_file(env: dict[str, str], repo: GitRepo) -> None:
+def test_errors_exit_1_and_name_the_file(cli_env: dict[str, str], repo: GitRepo) -> None:
+    """A typo makes plan and reconcile exit 1 with `file: field: message` and a hint; a
+    --repo that is not a git repository exits 1 saying so."""
     repo.write("jobs/bad.json", {**JOB, "jobQueu": "x"})
     repo.commit("typo")
-    planned = cli("plan", env=env)
+    planned = cli("plan", env=cli_env)
     assert planned.returncode == 1
     assert "jobs/bad.json: jobQueu: unknown field; did you mean 'jobQueue'?" in planned.stdout
-    assert cli("reconcile", env=env).returncode == 1
-    missing = cli("plan", "--repo", str(repo.path / "nope"), env=env)
+    assert cli("reconcile", env=cli_env).returncode == 1
+    missing = cli("plan", "--repo", str(repo.path / "nope"), env=cli_env)
     assert missing.returncode == 1 and "not a git repository" in missing.stdout
 
 
 def test_daemon_applies_new_commits_and_stops_on_sigterm(
-    env: dict[str, str], repo: GitRepo, batch: Any
+    cli_env: dict[str, str], repo: GitRepo, batch: Any
 ) -> None:
+    """`run` serves /healthz at once, submits a job committed while it runs (within a
+    few 1 s intervals), is then ready with the submit counted in /metrics, and exits 0
+    on SIGTERM."""
     repo.write("defs/trainer.json", DEFINITION)
     repo.commit("definitions only")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "controller", "run", "--interval", "1s", "--listen", "127.0.0.1:0"],
-        env=env,
-        text=True,
-        stderr=subprocess.PIPE,
+    process = start_cli(
+        "run", "--interval", "1s", "--listen", "127.0.0.1:0", env=cli_env, stdout=None
     )
     try:
-        port = None
-        deadline = time.monotonic() + 20
-        assert process.stderr is not None
-        while port is None and time.monotonic() < deadline:
-            line = process.stderr.readline()
-            if '"daemon_started"' in line:
-                port = json.loads(line)["listen"].rsplit(":", 1)[1]
-        assert port, "daemon did not start"
+        stderr = process.stderr
+        assert stderr is not None
+
+        def listening_port() -> str:
+            line = stderr.readline()
+            assert line, "the daemon exited before it started"
+            return (
+                json.loads(line)["listen"].rsplit(":", 1)[1] if '"daemon_started"' in line else ""
+            )
+
+        port = wait_until("the daemon to start", listening_port, 20, 0)
         base = f"http://127.0.0.1:{port}"
         assert json.load(urllib.request.urlopen(f"{base}/healthz", timeout=5))["alive"]
 
         repo.write("jobs/nightly.json", JOB)
         repo.commit("add nightly")
-        deadline = time.monotonic() + 20
-        while not batch.list_jobs(jobQueue="test-queue")["jobSummaryList"]:
-            assert time.monotonic() < deadline, "daemon never submitted the new job"
-            time.sleep(0.2)
+        wait_until(
+            "the daemon to submit the new job",
+            lambda: batch.list_jobs(jobQueue="test-queue")["jobSummaryList"],
+            20,
+            0.2,
+        )
         ready = json.load(urllib.request.urlopen(f"{base}/readyz", timeout=5))
         assert ready["ready"] is True
         metrics = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
@@ -131,10 +109,12 @@ def test_daemon_applies_new_commits_and_stops_on_sigterm(
     assert code == 0
 
 
-def test_missing_region_is_a_clear_error(env: dict[str, str]) -> None:
+def test_missing_region_is_a_clear_error(cli_env: dict[str, str]) -> None:
     """No region anywhere: one readable line naming the variable to set, no traceback."""
     bare = {
-        k: v for k, v in env.items() if not k.startswith("AWS_") or k == "AWS_ENDPOINT_URL_BATCH"
+        k: v
+        for k, v in cli_env.items()
+        if not k.startswith("AWS_") or k == "AWS_ENDPOINT_URL_BATCH"
     }
     bare["AWS_CONFIG_FILE"] = "/nonexistent"
     result = cli("plan", env=bare)

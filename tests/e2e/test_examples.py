@@ -12,19 +12,8 @@ from controller.model.tags import (
     SUBMISSION_TAG,
 )
 from tests.conftest import Controller, GitRepo, WriteCounter
-
-
-def all_jobs(batch: Any, queue: str) -> list[dict]:
-    ids = [
-        j["jobId"]
-        for j in batch.list_jobs(jobQueue=queue)["jobSummaryList"]
-        if ":" not in j["jobId"]
-    ]  # moto lists array children in the queue too
-    return batch.describe_jobs(jobs=ids)["jobs"] if ids else []
-
-
-def by_name(batch: Any, queue: str) -> dict[str, dict]:
-    return {j["jobName"]: j for j in all_jobs(batch, queue)}
+from tests.support.aws import jobs_by_name, jobs_in
+from tests.support.manifests import job
 
 
 def test_examples_converge_with_tags_dependencies_and_arrays(
@@ -39,13 +28,11 @@ def test_examples_converge_with_tags_dependencies_and_arrays(
     counts = result.counts()
     assert counts["register_ok"] == 8 and counts["submit_ok"] == 8
 
-    cpu = by_name(batch, "cpu-job-queue")
-    gpu = by_name(batch, "gpu-job-queue")
-    preprocess, train, evaluate = (
-        cpu["preprocess-dataset-42"],
-        gpu["train-model-42"],
-        cpu["evaluate-model-42"],
-    )
+    cpu = jobs_by_name(batch, "cpu-job-queue")
+    gpu = jobs_by_name(batch, "gpu-job-queue")
+    [preprocess] = cpu["preprocess-dataset-42"]
+    [train] = gpu["train-model-42"]
+    [evaluate] = cpu["evaluate-model-42"]
     assert train["dependsOn"] == [{"jobId": preprocess["jobId"], "type": "SEQUENTIAL"}]
     assert evaluate["dependsOn"] == [{"jobId": train["jobId"], "type": "SEQUENTIAL"}]
 
@@ -66,10 +53,10 @@ def test_examples_converge_with_tags_dependencies_and_arrays(
     assert registered["tags"][MANIFEST_TAG] == "definitions/model-training.yaml"
 
     # User tags survive next to ours.
-    report = by_name(batch, "analytics-queue")["monthly-report"]
+    [report] = jobs_by_name(batch, "analytics-queue")["monthly-report"]
     assert report["tags"]["CostCenter"] == "CC-123" and report["tags"][REVISION_TAG] == sha
 
-    sweep = by_name(batch, "compute-queue")["hyperparameter-sweep"]
+    [sweep] = jobs_by_name(batch, "compute-queue")["hyperparameter-sweep"]
     assert sweep["arrayProperties"]["size"] == 10
     children = batch.list_jobs(arrayJobId=sweep["jobId"])["jobSummaryList"]
     assert len(children) == 10
@@ -90,12 +77,14 @@ def test_second_pass_and_restarted_controller_write_nothing(
     counter = WriteCounter(restarted.api)
     assert restarted.reconcile().results == []
     assert counter.writes == []
-    assert len(all_jobs(batch, "cpu-job-queue")) == 2
+    assert len(jobs_in(batch, "cpu-job-queue")) == 2
 
 
 def test_definition_gets_a_new_revision_only_when_it_changes(
     controller: Controller, repo: GitRepo, batch: Any
 ) -> None:
+    """Editing a definition registers revision 2 (and nothing else); finished jobs are
+    not re-run for it, and a job added afterwards runs against revision 2."""
     repo.copy_examples()
     repo.commit()
     controller.reconcile()
@@ -111,11 +100,8 @@ def test_definition_gets_a_new_revision_only_when_it_changes(
     ]
     assert sorted(d["revision"] for d in revisions) == [1, 2]
     # A definition change does not re-run finished jobs; a new job uses revision 2.
-    repo.write(
-        "jobs/new.json",
-        {"jobName": "train-again", "jobQueue": "gpu-job-queue", "jobDefinition": "model-training"},
-    )
+    repo.write("jobs/new.json", job("train-again", "gpu-job-queue", "model-training"))
     repo.commit("another training run")
     controller.reconcile()
-    new = by_name(batch, "gpu-job-queue")["train-again"]
+    [new] = jobs_by_name(batch, "gpu-job-queue")["train-again"]
     assert new["jobDefinition"].endswith("model-training:2")

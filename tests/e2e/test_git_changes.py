@@ -5,19 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from controller.demo import backend as demo_backend
-from controller.settings import Settings
 from tests.conftest import Controller, GitRepo, WriteCounter, make_controller
+from tests.support.aws import job_names as names
+from tests.support.controllers import make_settings
+from tests.support.manifests import definition, job
 
-JOB = {"jobName": "train", "jobQueue": "test-queue", "jobDefinition": "trainer"}
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def names(batch: Any) -> list[str]:
-    return sorted(j["jobName"] for j in batch.list_jobs(jobQueue="test-queue")["jobSummaryList"])
+JOB = job("train")
+DEFINITION = definition("trainer")
 
 
 def test_moving_a_file_keeps_the_job(controller: Controller, repo: GitRepo, batch: Any) -> None:
@@ -37,6 +31,8 @@ def test_moving_a_file_keeps_the_job(controller: Controller, repo: GitRepo, batc
 def test_renaming_a_job_stops_the_old_identity_and_submits_the_new(
     controller: Controller, repo: GitRepo, batch: Any
 ) -> None:
+    """Changing jobName in place is a new identity: the old queued run is cancelled and
+    the new name submitted (AWS then holds both runs)."""
     demo_backend.set_mode("queued")
     repo.write("defs/trainer.json", DEFINITION)
     repo.write("jobs/train.json", JOB)
@@ -64,13 +60,7 @@ def test_branch_and_subdirectory_select_what_is_applied(
     repo.write("batch/jobs/train.json", JOB)
     repo.commit("staging only")
     repo.git("checkout", "-q", "main")
-    settings = Settings(
-        repo=str(repo.path),
-        branch="staging",
-        path="batch",
-        state=tmp_path / "l.db",
-        workdir=tmp_path / "cache",
-    )
+    settings = make_settings(repo, tmp_path, branch="staging", path="batch")
     controller = make_controller(settings)
     result = controller.reconcile()
     assert result.result == "ok"
@@ -87,12 +77,7 @@ def test_a_url_source_is_mirrored_and_follows_new_commits(
     """SRC as a file:// URL: cloned into the cache, fetched when the remote moves."""
     repo.write("defs/trainer.json", DEFINITION)
     repo.commit()
-    settings = Settings(
-        repo=f"file://{repo.path}",
-        branch="main",
-        state=tmp_path / "l.db",
-        workdir=tmp_path / "cache",
-    )
+    settings = make_settings(f"file://{repo.path}", tmp_path)
     controller = make_controller(settings)
     assert controller.reconcile().result == "ok"
     repo.write("jobs/train.json", JOB)

@@ -7,30 +7,19 @@ TerminateJob can be observed doing (or, for CancelJob on RUNNING, not doing) wor
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+import pytest
+
 from controller.demo import backend as demo_backend
-from controller.model.records import StatusUpdate
 from tests.conftest import Controller, GitRepo, WriteCounter
+from tests.support.aws import describe, start_job, wait_for_status
+from tests.support.controllers import make_api
+from tests.support.fault_proxy import FaultProxy
+from tests.support.manifests import definition, envelope, job
 
-JOB = {"jobName": "train", "jobQueue": "test-queue", "jobDefinition": "trainer"}
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def describe(batch: Any, job_id: str) -> dict:
-    return batch.describe_jobs(jobs=[job_id])["jobs"][0]
-
-
-def wait_status(job_id: str, status: str, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while demo_backend.job_status(job_id) != status:
-        assert time.monotonic() < deadline, f"{job_id} never reached {status}"
-        time.sleep(0.05)
+JOB = job("train")
+DEFINITION = definition("trainer")
 
 
 def current_id(controller: Controller, name: str = "train") -> str:
@@ -39,15 +28,14 @@ def current_id(controller: Controller, name: str = "train") -> str:
     return job_id
 
 
-def setup_repo(repo: GitRepo, job: dict = JOB) -> None:
+def setup_repo(repo: GitRepo, manifest: dict[str, Any] = JOB) -> None:
     repo.write("defs/trainer.json", DEFINITION)
-    repo.write("jobs/train.json", job)
+    repo.write("jobs/train.json", manifest)
     repo.commit("train")
 
 
-def test_removing_a_queued_job_cancels_it(
-    controller: Controller, repo: GitRepo, batch: Any
-) -> None:
+def queued_then_removed(controller: Controller, repo: GitRepo, batch: Any) -> str:
+    """train submitted and held SUBMITTED, then its manifest removed (not yet applied)."""
     demo_backend.set_mode("queued")
     setup_repo(repo)
     controller.reconcile()
@@ -55,6 +43,15 @@ def test_removing_a_queued_job_cancels_it(
     assert describe(batch, job_id)["status"] == "SUBMITTED"
     repo.remove("jobs/train.json")
     repo.commit("drop train")
+    return job_id
+
+
+def test_removing_a_queued_job_cancels_it(
+    controller: Controller, repo: GitRepo, batch: Any
+) -> None:
+    """Removing a SUBMITTED job's manifest cancels it: one CancelJob, result ok, and the
+    job ends FAILED with a reason that says its manifest was removed."""
+    job_id = queued_then_removed(controller, repo, batch)
     counter = WriteCounter(controller.api)
     result = controller.reconcile()
     assert [(r.action.action, r.result) for r in result.results] == [("cancel", "ok")]
@@ -66,11 +63,13 @@ def test_removing_a_queued_job_cancels_it(
 def test_removing_a_running_job_terminates_it(
     controller: Controller, repo: GitRepo, batch: Any
 ) -> None:
+    """Removing a RUNNING job's manifest terminates it (one TerminateJob, no CancelJob);
+    the ledger records FAILED and retired at once, and the next pass does nothing."""
     demo_backend.set_mode("hold", step=0.05)
     setup_repo(repo)
     controller.reconcile()
     job_id = current_id(controller)
-    wait_status(job_id, "RUNNING")
+    wait_for_status(job_id, "RUNNING")
     repo.remove("jobs/train.json")
     repo.commit("drop train")
     counter = WriteCounter(controller.api)
@@ -85,38 +84,51 @@ def test_removing_a_running_job_terminates_it(
 
 
 def test_cancel_escalates_when_the_job_started_meanwhile(
-    controller: Controller, repo: GitRepo, batch: Any
+    controller: Controller,
+    repo: GitRepo,
+    batch: Any,
+    proxy: FaultProxy,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Planned as a cancel (ledger says RUNNABLE) but AWS says RUNNING: terminate."""
-    demo_backend.set_mode("hold", step=0.05)
-    setup_repo(repo)
-    controller.reconcile()
-    job_id = current_id(controller)
-    wait_status(job_id, "RUNNING")
-    controller.ledger.update_statuses([StatusUpdate(job_id, seen=True, status="RUNNABLE")], 0.0)
-    # The observe step would refresh the status; make it see the stale one by
-    # stopping before it: plan from the ledger, then apply.
-    from controller.engine.apply import Applier
-    from controller.model.plan import ObservedJob, stop_action
-    from controller.model.records import Provenance
+    """A removed job is queued when the pass reads it, so it is planned and stopped as a
+    cancel; AWS starts it between the stop's own read and its CancelJob (the proxy's
+    hook does, as AWS's scheduler would), so CancelJob does nothing: the re-read finds
+    it started and the controller escalates to TerminateJob. Result: one cancel action,
+    ok, "escalated to TerminateJob"; writes CancelJob then TerminateJob; the job FAILED."""
+    job_id = queued_then_removed(controller, repo, batch)
 
-    record = controller.ledger.current_jobs()[("test-queue", "train")]
-    action = stop_action(ObservedJob(record, "RUNNABLE"), record.manifest, "removed")
-    assert action.action == "cancel"
-    applier = Applier(controller.api, controller.ledger, Provenance("f" * 40), "batch-gitops", "p1")
-    outcome = applier._stop(action)
+    started: list[str] = []
+
+    def scheduler_starts_the_job(operation: str, index: int, body: bytes) -> None:
+        if operation == "CancelJob" and not started:
+            start_job(job_id, "STARTING")
+            started.append(demo_backend.job_status(job_id))
+
+    proxy.hook = scheduler_starts_the_job
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BATCH", proxy.endpoint)
+    controller.api = make_api()
+    counter = WriteCounter(controller.api)
+    result = controller.reconcile()
+
+    assert started == ["STARTING"]  # the job started before AWS saw the CancelJob
+    [outcome] = result.results
+    assert (outcome.action.action, outcome.action.reason) == ("cancel", "removed")
     assert outcome.result == "ok" and "escalated to TerminateJob" in outcome.message
+    assert counter.writes == ["CancelJob", "TerminateJob"]
+    assert proxy.count("CancelJob") == 1 and proxy.count("TerminateJob") == 1
     assert describe(batch, job_id)["status"] == "FAILED"
 
 
 def test_changed_spec_replaces_the_running_job(
     controller: Controller, repo: GitRepo, batch: Any
 ) -> None:
+    """A changed spec terminates the RUNNING run ("replaced") and submits a new one
+    ("changed") carrying the new parameters; the old run ends FAILED."""
     demo_backend.set_mode("hold", step=0.05)
     setup_repo(repo)
     controller.reconcile()
     old = current_id(controller)
-    wait_status(old, "RUNNING")
+    wait_for_status(old, "RUNNING")
     repo.write("jobs/train.json", {**JOB, "parameters": {"epochs": "20"}})
     repo.commit("more epochs")
     result = controller.reconcile()
@@ -132,17 +144,14 @@ def test_changed_spec_replaces_the_running_job(
 def test_changed_spec_with_on_change_keep_leaves_the_old_run(
     controller: Controller, repo: GitRepo, batch: Any
 ) -> None:
+    """With options.onChange: keep, a changed spec only submits: the old queued run is
+    left SUBMITTED."""
     demo_backend.set_mode("queued")
-    envelope = {
-        "apiVersion": "batch-gitops/v1",
-        "kind": "Job",
-        "spec": JOB,
-        "options": {"onChange": "keep"},
-    }
-    setup_repo(repo, envelope)
+    keep = envelope(JOB, onChange="keep")
+    setup_repo(repo, keep)
     controller.reconcile()
     old = current_id(controller)
-    repo.write("jobs/train.json", {**envelope, "spec": {**JOB, "parameters": {"a": "b"}}})
+    repo.write("jobs/train.json", {**keep, "spec": {**JOB, "parameters": {"a": "b"}}})
     repo.commit("change")
     result = controller.reconcile()
     assert [r.action.action for r in result.results] == ["submit"]
@@ -168,6 +177,8 @@ def test_invalid_manifest_keeps_its_job_running(
 def test_removing_a_definition_deregisters_our_revisions(
     controller: Controller, repo: GitRepo, batch: Any
 ) -> None:
+    """Removing a definition's manifest deregisters both revisions the controller
+    registered and leaves the revision registered by hand ACTIVE."""
     setup_repo(repo)
     controller.reconcile()
     repo.write("defs/trainer.json", {**DEFINITION, "parameters": {"v": "2"}})
@@ -178,7 +189,7 @@ def test_removing_a_definition_deregisters_our_revisions(
     repo.remove("defs/trainer.json")
     repo.remove("jobs/train.json")
     repo.write("README.md", "an otherwise empty repository would hold every prune")
-    repo.write("jobs/other.json", {**JOB, "jobName": "other", "jobDefinition": "elsewhere"})
+    repo.write("jobs/other.json", job("other", definition="elsewhere"))
     repo.commit("drop trainer")
     result = controller.reconcile()
     assert sorted(r.action.action for r in result.results if r.action.kind != "job") == [
@@ -194,6 +205,8 @@ def test_removing_a_definition_deregisters_our_revisions(
 def test_jobs_not_created_by_the_controller_are_never_touched(
     controller: Controller, repo: GitRepo, batch: Any
 ) -> None:
+    """A job of the same name submitted by hand (no managed-by tag) stays SUBMITTED when
+    the manifest goes, and a stop aimed straight at it is refused, naming the tag."""
     demo_backend.set_mode("queued")
     setup_repo(repo)
     controller.reconcile()

@@ -7,31 +7,9 @@ from typing import Any
 
 from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo
+from tests.support.manifests import definition, job
 
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def job(name: str) -> dict[str, str]:
-    return {"jobName": name, "jobQueue": "test-queue", "jobDefinition": "trainer"}
-
-
-def commit_as(repo: GitRepo, who: str, message: str) -> str:
-    repo.git("add", "-A")
-    repo.git(
-        "-c",
-        f"user.name={who}",
-        "-c",
-        f"user.email={who.lower()}@example.com",
-        "commit",
-        "-q",
-        "-m",
-        message,
-    )
-    return repo.git("rev-parse", "HEAD")
+DEFINITION = definition("trainer")
 
 
 def tags_of(batch: Any, controller: Controller, name: str) -> dict[str, str]:
@@ -42,20 +20,23 @@ def tags_of(batch: Any, controller: Controller, name: str) -> dict[str, str]:
 def test_one_pass_over_several_commits_names_each_author(
     controller: Controller, repo: GitRepo, batch: Any
 ) -> None:
+    """One pass applies four commits by four authors: each job's revision and author
+    tags, and each ledger action, name the commit that asked for it (the removal by its
+    remover), not the head; the docs-only head causes nothing."""
     demo_backend.set_mode("queued")
     repo.write("defs/trainer.json", DEFINITION)
     repo.write("jobs/old.json", job("old"))
-    base = commit_as(repo, "Carol", "base")
+    base = repo.commit_as("Carol", "base")
     controller.reconcile()
 
     repo.write("jobs/alice.json", job("alice-job"))
-    alice = commit_as(repo, "Alice", "alice adds a job")
+    alice = repo.commit_as("Alice", "alice adds a job")
     repo.write("jobs/bob.json", job("bob-job"))
-    bob = commit_as(repo, "Bob", "bob adds a job")
+    bob = repo.commit_as("Bob", "bob adds a job")
     repo.remove("jobs/old.json")
-    dave = commit_as(repo, "Dave", "dave drops the old job")
+    dave = repo.commit_as("Dave", "dave drops the old job")
     repo.write("README.md", "docs only")
-    head = commit_as(repo, "Erin", "erin edits docs")
+    head = repo.commit_as("Erin", "erin edits docs")
 
     result = controller.reconcile()  # one pass applies all four commits
     assert result.revision == head

@@ -14,28 +14,20 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.aws.batch import Boto3Batch
 from controller.demo import backend as demo_backend
 from controller.engine.reconcile import PassResult
 from controller.service.daemon import Daemon
 from controller.service.server import make_app, serve
-from controller.settings import Settings
-from controller.state.sqlite import SqliteLedger
 from tests.conftest import GitRepo, WriteCounter
 from tests.git_pressure.servers import BareRemote, GitDaemon
+from tests.support.aws import jobs_by_name
+from tests.support.controllers import make_api, make_daemon, make_settings
+from tests.support.manifests import QUEUE, definition, job
 
-QUEUE = "test-queue"
+# job(name, **extra) and jobs_by_name(batch) are the shared ones (tests/support).
+__all__ = ["QUEUE", "job", "jobs_by_name"]
 
-
-def job(name: str, **extra: Any) -> dict[str, Any]:
-    return {"jobName": name, "jobQueue": QUEUE, "jobDefinition": "trainer", **extra}
-
-
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
+DEFINITION = definition("trainer")
 
 
 @pytest.fixture
@@ -93,16 +85,9 @@ def watch(moto: demo_backend.MotoBatch, tmp_path: Path) -> Iterator[Any]:
     made: list[Any] = []
 
     def make(url: str, fetch_timeout: float = 10.0) -> Watched:
-        settings = Settings(
-            repo=url,
-            branch="main",
-            state=tmp_path / "ledger.sqlite",
-            workdir=tmp_path / "cache",
-            fetch_timeout=fetch_timeout,
-            ready_after=3600,
-        )
-        api = Boto3Batch(rate_limit=1000, max_attempts=3)
-        daemon = Daemon(settings, api, SqliteLedger(settings.state))
+        settings = make_settings(url, tmp_path, fetch_timeout=fetch_timeout, ready_after=3600)
+        api = make_api()
+        daemon = make_daemon(settings, api)
         server = serve("127.0.0.1:0", make_app(daemon.health))
         made.append((server, daemon))
         return Watched(daemon, f"http://127.0.0.1:{server.server_port}", WriteCounter(api))
@@ -111,12 +96,3 @@ def watch(moto: demo_backend.MotoBatch, tmp_path: Path) -> Iterator[Any]:
     for server, daemon in made:
         server.shutdown()
         daemon.ledger.close()
-
-
-def jobs_by_name(batch: Any) -> dict[str, list[dict[str, Any]]]:
-    """Every job in the queue, grouped by name, as an auditor would see them."""
-    ids = [j["jobId"] for j in batch.list_jobs(jobQueue=QUEUE)["jobSummaryList"]]
-    found: dict[str, list[dict[str, Any]]] = {}
-    for described in batch.describe_jobs(jobs=ids)["jobs"] if ids else []:
-        found.setdefault(described["jobName"], []).append(described)
-    return found

@@ -23,27 +23,25 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 from tests.conftest import GitRepo
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def accepts(port: int) -> bool:
+    """Whether something accepts a connection on 127.0.0.1:``port`` right now."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
 
 
 def wait_port(port: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            assert time.monotonic() < deadline, f"nothing listens on 127.0.0.1:{port}"
-            time.sleep(0.02)
+    """Wait until something accepts connections on 127.0.0.1:``port``."""
+    wait_until(f"something to listen on 127.0.0.1:{port}", lambda: accepts(port), timeout, 0.02)
 
 
 class BareRemote:
@@ -125,14 +123,9 @@ class GitDaemon:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=5)
         self.proc = None
-        deadline = time.monotonic() + 5
-        while True:  # the port must really refuse before the test goes on
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-            except OSError:
-                return
-            assert time.monotonic() < deadline, "git daemon still answers"
-            time.sleep(0.02)
+        # The port must really refuse before the test goes on.
+        port = self.port
+        wait_until("git daemon to stop answering", lambda: not accepts(port), 5, 0.02)
 
 
 class Blackhole:
@@ -217,7 +210,7 @@ class GitHttp:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def url(self, name: str = "batch.git") -> str:
         return f"http://127.0.0.1:{self.port}/{name}"

@@ -14,6 +14,7 @@ from tests.conftest import GitRepo
 from tests.git_pressure.servers import BareRemote, GitHttp
 from tests.git_pressure.test_remote_breaks import assert_blind_pass, seed
 from tests.reliability.conftest import NUMBERS
+from tests.support.manifests import job
 
 TOKEN = "s3cr3t-bearer-token"
 
@@ -56,9 +57,7 @@ def test_credentials_from_git_config_and_an_http_server_that_breaks(
     assert sorted(r.action.action for r in outcome.results) == ["register", "submit"]
     watched.writes()  # forget this pass's calls (attempts, retries included)
 
-    repo.write(
-        "jobs/b.json", {"jobName": "b", "jobQueue": "test-queue", "jobDefinition": "trainer"}
-    )
+    repo.write("jobs/b.json", job("b"))
     second = repo.commit("add b")
     remote.push()
     git_http.mode = "down"

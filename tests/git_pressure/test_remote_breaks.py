@@ -191,7 +191,7 @@ def test_credentials_never_in_errors_or_logs(
     """A token in the URL is replaced by *** in the error, /readyz and the JSON logs; a
     server asking for a password fails the pass at once instead of prompting."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AskForPassword)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     previous = structlog.get_config()
     try:
         configure("json")  # writes to the captured stderr of this test only

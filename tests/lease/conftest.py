@@ -1,4 +1,5 @@
-"""Fixtures for leader-election tests: moto's DynamoDB (same server as Batch), a clock."""
+"""Fixtures for leader-election tests: moto's DynamoDB (same server as Batch); the
+hand-moved ``Clock`` lives in tests/support/clock.py."""
 
 from __future__ import annotations
 
@@ -9,21 +10,11 @@ import pytest
 
 from controller.aws.lease import Lease
 from controller.demo import backend as demo_backend
+from tests.support.clock import Clock
+
+__all__ = ["TABLE", "Clock"]
 
 TABLE = "batch-gitops-lease"
-
-
-class Clock:
-    """A monotonic clock the test moves by hand (time is our own boundary)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -37,6 +28,8 @@ def dynamodb(moto: demo_backend.MotoBatch, monkeypatch: pytest.MonkeyPatch) -> I
 
 @pytest.fixture
 def make_lease(dynamodb: Any) -> Any:
+    """``make_lease(holder, seconds=10, clock=None)`` -> a Lease on the test table."""
+
     def make(holder: str, seconds: float = 10.0, clock: Clock | None = None) -> Lease:
         return Lease(TABLE, "main", holder, seconds, client=dynamodb, clock=clock or Clock())
 

@@ -28,10 +28,10 @@ from controller.model.jobstatus import ACTIVE_STATUSES
 from controller.model.tags import MANAGED_BY_TAG
 from controller.state.stores import open_ledger
 from tests.conftest import ROOT, GitRepo, dynamodb_ledger_location
-from tests.git_pressure.servers import free_port
 from tests.lease.test_takeover import DEFINITION, QUEUE, job
 from tests.reliability.conftest import NUMBERS
 from tests.support.consistency_proxy import ConsistencyProxy
+from tests.support.ports import free_port
 
 LEASE_SECONDS = 2.0  # short where the default is not the point
 POLL = LEASE_SECONDS / 4

@@ -14,22 +14,17 @@ import pytest
 from controller.aws.batch import Boto3Batch
 from controller.demo import backend as demo_backend
 from controller.service.daemon import Daemon
-from controller.settings import Settings
-from controller.state.stores import open_ledger
 from tests.conftest import GitRepo, WriteCounter, dynamodb_ledger_location
-from tests.lease.conftest import Clock
+from tests.support.aws import runs_by_name
+from tests.support.clock import Clock
 from tests.support.consistency_proxy import ConsistencyProxy
+from tests.support.controllers import make_daemon, make_settings
+from tests.support.manifests import QUEUE, definition, job
 
-QUEUE = "test-queue"
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
+# job(name, **extra) and runs_by_name(batch) are the shared ones (test_replicas imports them).
+__all__ = ["QUEUE", "job", "runs_by_name"]
 
-
-def job(name: str, **extra: Any) -> dict[str, Any]:
-    return {"jobName": name, "jobQueue": QUEUE, "jobDefinition": "trainer", **extra}
+DEFINITION = definition("trainer")
 
 
 @pytest.fixture
@@ -39,24 +34,18 @@ def shared(moto: demo_backend.MotoBatch, monkeypatch: pytest.MonkeyPatch) -> str
 
 
 def replica(name: str, repo: GitRepo, tmp_path: Path, state: str, **overrides: Any) -> Daemon:
-    settings = Settings(
-        repo=str(repo.path),
+    """A daemon named ``name`` on the shared ledger ``state`` (its lease in the ledger's
+    table), with a git cache of its own."""
+    settings = make_settings(
+        repo,
+        tmp_path,
         state=state,
         workdir=tmp_path / f"{name}-cache",
         lease_seconds=30,
         holder_id=name,
         **overrides,
     )
-    ledger = open_ledger(settings.state, settings)
-    return Daemon(settings, Boto3Batch(rate_limit=1000, max_attempts=3), ledger)
-
-
-def runs_by_name(batch: Any) -> dict[str, int]:
-    ids = [j["jobId"] for j in batch.list_jobs(jobQueue=QUEUE)["jobSummaryList"]]
-    counts: dict[str, int] = {}
-    for described in batch.describe_jobs(jobs=ids)["jobs"] if ids else []:
-        counts[described["jobName"]] = counts.get(described["jobName"], 0) + 1
-    return counts
+    return make_daemon(settings)
 
 
 def writes(outcome: Any) -> list[tuple[str, str]]:

@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,11 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.cli import start_cli, stop
+from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+__all__ = [
+    "Daemon",
+    "Prometheus",
+    "free_port",
+    "http_get",
+    "run_daemon",
+    "run_prometheus",
+    "wait_until",
+]
 
 
 def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
@@ -35,27 +39,6 @@ def http_get(url: str, timeout: float = 5.0) -> tuple[int, str]:
             return reply.status, reply.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
-
-
-def wait_until(what: str, check: Any, timeout: float, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def _stop(process: subprocess.Popen[Any]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 @dataclass
@@ -87,27 +70,21 @@ def run_daemon(
         **(env or {}),
     }
     with log_path.open("w") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "controller",
-                "run",
-                "--repo",
-                str(repo),
-                "--state",
-                str(tmp_path / "ledger.sqlite"),
-                "--interval",
-                interval,
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-            ],
+        process = start_cli(
+            "run",
+            "--repo",
+            str(repo),
+            "--state",
+            str(tmp_path / "ledger.sqlite"),
+            "--interval",
+            interval,
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
             env=environment,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            text=True,
         )
     daemon = Daemon(process, log_path)
     try:
@@ -119,10 +96,10 @@ def run_daemon(
                     return str(event["listen"])
             return ""
 
-        daemon.url = "http://" + wait_until("the daemon to listen", listening, 30)
+        daemon.url = "http://" + wait_until("the daemon to listen", listening, 30, 0.2)
         yield daemon
     finally:
-        _stop(process)
+        stop(process)
 
 
 @dataclass
@@ -187,7 +164,7 @@ def run_prometheus(binary: str, target: str, tmp_path: Path) -> Iterator[Prometh
             except OSError:
                 return False
 
-        wait_until("Prometheus to be ready", ready, 30)
+        wait_until("Prometheus to be ready", ready, 30, 0.2)
         yield prometheus
     finally:
-        _stop(process)
+        stop(process)

@@ -115,6 +115,7 @@ def test_dashboard_and_alerts_only_use_exported_metrics() -> None:
             metrics.WEBHOOK_REQUESTS,
             metrics.LEADER,
             metrics.LEASE_TRANSITIONS,
+            metrics.NOTIFICATIONS,  # issue 16
         )
     }
     unused = {

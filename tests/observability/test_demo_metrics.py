@@ -8,15 +8,15 @@ import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.observability.live import http_get
+from tests.support.cli import start_cli, stop
+from tests.support.waiting import wait_until
 
 METRICS_URL = re.compile(r"Metrics: (http://127\.0\.0\.1:\d+/metrics)")
 
@@ -42,11 +42,11 @@ def sample(text: str, name: str, **labels: str) -> float:
 def test_demo_metrics_move_as_jobs_walk(tmp_path: Path) -> None:
     """The demo's /metrics shows submissions, passes counting up, and managed jobs moving
     from queued/running states to SUCCEEDED between two scrapes."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "controller", "demo", "--workdir", str(tmp_path / "demo")],
-        stdout=subprocess.PIPE,
+    process = start_cli(
+        "demo",
+        "--workdir",
+        str(tmp_path / "demo"),
         stderr=subprocess.STDOUT,
-        text=True,
         env={**os.environ, "COLUMNS": "200"},
     )
     lines: queue.Queue[str] = queue.Queue()
@@ -55,17 +55,20 @@ def test_demo_metrics_move_as_jobs_walk(tmp_path: Path) -> None:
     threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
     seen: list[str] = []
     try:
-        url = ""
-        deadline = time.monotonic() + 60
-        while not url and time.monotonic() < deadline:
+
+        def metrics_url() -> str:
             try:
                 seen.append(lines.get(timeout=1))
             except queue.Empty:
                 assert process.poll() is None, "".join(seen)
-                continue
+                return ""
             match = METRICS_URL.search(seen[-1])
-            url = match.group(1) if match else ""
-        assert url, "".join(seen)
+            return match.group(1) if match else ""
+
+        try:
+            url = wait_until("the demo to print its /metrics address", metrics_url, 60, 0)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the demo printed:\n{''.join(seen)}") from exc
 
         first = http_get(url)[1]
         assert sample(first, "batch_gitops_actions_total", action="submit", result="ok") > 0
@@ -82,17 +85,12 @@ def test_demo_metrics_move_as_jobs_walk(tmp_path: Path) -> None:
                 return text
             return ""
 
-        deadline = time.monotonic() + 45
-        text = ""
-        while not text and time.monotonic() < deadline:
-            text = moved()
-            time.sleep(0.5)
-        assert text, f"no movement: first {early}, now {jobs_by_status(http_get(url)[1])}"
+        try:
+            wait_until("jobs to move on and passes to count up", moved, 45, 0.5)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}: first {early}, now {jobs_by_status(http_get(url)[1])}"
+            ) from exc
         assert sum(early.values()) > early["SUCCEEDED"]  # some were still on their way
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process, signal.SIGINT, timeout=15)

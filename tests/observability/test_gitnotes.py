@@ -11,23 +11,12 @@ import pytest
 from prometheus_client import REGISTRY
 
 from controller.demo import backend as demo_backend
-from controller.settings import Settings
 from tests.conftest import Controller, GitRepo, make_controller
+from tests.support.controllers import make_settings
+from tests.support.manifests import definition
+from tests.support.manifests import echo_job as job
 
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def job(name: str, command: str = "1") -> dict[str, object]:
-    return {
-        "jobName": name,
-        "jobQueue": "test-queue",
-        "jobDefinition": "trainer",
-        "containerOverrides": {"command": ["echo", command]},
-    }
+DEFINITION = definition("trainer")
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -57,14 +46,7 @@ def publish(repo: GitRepo, message: str) -> str:
 
 @pytest.fixture
 def noting(moto: demo_backend.MotoBatch, remote: Path, tmp_path: Path) -> Controller:
-    settings = Settings(
-        repo=f"file://{remote}",
-        branch="main",
-        state=tmp_path / "ledger.sqlite",
-        workdir=tmp_path / "cache",
-        git_notes=True,
-    )
-    return make_controller(settings)
+    return make_controller(make_settings(f"file://{remote}", tmp_path, git_notes=True))
 
 
 def test_note_per_applied_commit_readable_from_a_fresh_clone(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,9 @@ import pytest
 
 from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo
+from tests.support.cli import run_cli
+from tests.support.manifests import definition
+from tests.support.manifests import echo_job as job
 
 
 @pytest.fixture
@@ -22,30 +24,13 @@ def controller(store_controller: Controller) -> Controller:
     return store_controller
 
 
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def job(name: str, command: str = "1") -> dict[str, Any]:
-    return {
-        "jobName": name,
-        "jobQueue": "test-queue",
-        "jobDefinition": "trainer",
-        "containerOverrides": {"command": ["echo", command]},
-    }
+DEFINITION = definition("trainer")
 
 
 def history(state: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "controller", "history", "--state", str(state), *args],
-        env={**os.environ, "BATCH_GITOPS_LOG_FORMAT": "json"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    """`batch-gitops history --state STATE ARGS` in its own process."""
+    env = {**os.environ, "BATCH_GITOPS_LOG_FORMAT": "json"}
+    return run_cli("history", "--state", str(state), *args, env=env)
 
 
 def history_json(state: Path | str, *args: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import structlog
 from controller.demo import backend as demo_backend
 from controller.logs import configure
 from tests.conftest import Controller, GitRepo
+from tests.support.manifests import definition, job
 
 EMIT = (
     "from controller.logs import configure; import structlog; configure('auto'); "
@@ -83,18 +84,8 @@ def test_pass_line_and_action_events(
     """A pass that registers and submits logs one `pass` line (pass_id, revision, result,
     duration, counts) and one `action` event per action with action, manifest, job name,
     job ID, queue, revision, author and the same pass_id — and the job ID is AWS's."""
-    repo.write(
-        "defs/trainer.json",
-        {
-            "jobDefinitionName": "trainer",
-            "type": "container",
-            "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-        },
-    )
-    repo.write(
-        "jobs/nightly.json",
-        {"jobName": "nightly", "jobQueue": "test-queue", "jobDefinition": "trainer"},
-    )
+    repo.write("defs/trainer.json", definition("trainer"))
+    repo.write("jobs/nightly.json", job("nightly"))
     sha = repo.commit("nightly")
     result = controller.reconcile()
     events: list[dict[str, Any]] = [

@@ -10,40 +10,27 @@ from typing import Any
 import structlog
 from prometheus_client import REGISTRY
 
-from controller.aws.batch import Boto3Batch
 from controller.demo import backend as demo_backend
 from controller.progress import Progress
 from tests.conftest import Controller, GitRepo
+from tests.support.clock import Clock
+from tests.support.controllers import make_api
+from tests.support.manifests import definition, job
 
-DEFINITION = {
-    "jobDefinitionName": "worker",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
+DEFINITION = definition("worker")
 
 
 def sixty_jobs(repo: GitRepo) -> None:
     repo.write("defs/worker.json", DEFINITION)
     for n in range(60):
-        repo.write(
-            f"jobs/job-{n:02d}.json",
-            {"jobName": f"job-{n:02d}", "jobQueue": "test-queue", "jobDefinition": "worker"},
-        )
+        repo.write(f"jobs/job-{n:02d}.json", job(f"job-{n:02d}", definition="worker"))
     repo.commit("60 jobs")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_progress_speaks_once_per_interval_with_rate_and_time_left() -> None:
     """Nothing before the interval, one event per interval after it with done/total, the
     rate and the time left; nothing when the work is done (the work's own line says so)."""
-    clock = Clock()
+    clock = Clock(now=100.0)
     progress = Progress("work", total=100, interval=10.0, clock=clock)
     spoken = []
     for _ in range(40):
@@ -72,7 +59,7 @@ def test_a_long_pass_reports_progress_and_counts_submits_as_they_finish(
     end), and `apply_progress` events (every 0.5 s here) count up to the total."""
     sixty_jobs(repo)
     settings = controller.settings.model_copy(update={"progress_interval": 0.5})
-    slow = Controller(settings, Boto3Batch(rate_limit=30, max_attempts=3), controller.ledger)
+    slow = Controller(settings, make_api(rate_limit=30), controller.ledger)
 
     def submits() -> float:
         value = REGISTRY.get_sample_value(
@@ -120,7 +107,7 @@ def test_actions_a_time_budget_defers_stay_pending_until_a_later_pass(
     then equals the deferred count, and the passes that finish the job bring it to 0."""
     sixty_jobs(repo)
     settings = controller.settings.model_copy(update={"max_pass_seconds": 1.0})
-    slow = Controller(settings, Boto3Batch(rate_limit=20, max_attempts=3), controller.ledger)
+    slow = Controller(settings, make_api(rate_limit=20), controller.ledger)
     first = slow.reconcile()
     deferred = sum(r.result == "deferred" for r in first.results)
     assert deferred > 0

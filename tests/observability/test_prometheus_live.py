@@ -11,16 +11,9 @@ from controller.demo import backend as demo_backend
 from tests.conftest import GitRepo
 from tests.observability.live import http_get, run_daemon, run_prometheus, wait_until
 from tests.observability.tools import require
+from tests.support.manifests import definition, job
 
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def job(name: str, queue: str = "test-queue") -> dict[str, str]:
-    return {"jobName": name, "jobQueue": queue, "jobDefinition": "trainer"}
+DEFINITION = definition("trainer")
 
 
 def _metric_seen(daemon_url: str, fragment: str) -> bool:
@@ -48,6 +41,7 @@ def test_every_dashboard_query_has_data_on_a_live_controller(
             "a clean first pass (/readyz 200)",
             lambda: http_get(f"{daemon.url}/readyz")[0] == 200,
             30,
+            0.2,
         )
         target = daemon.url.removeprefix("http://")
         with run_prometheus(prometheus_bin, target, tmp_path) as prometheus:
@@ -55,6 +49,7 @@ def test_every_dashboard_query_has_data_on_a_live_controller(
                 "Prometheus to scrape the daemon",
                 lambda: prometheus.query('up{job="batch-gitops"} == 1'),
                 20,
+                0.2,
             )
             repo.remove("jobs/beta.json")
             repo.write("jobs/broken.json", {"jobName": "broken", "jobQueue": "test-queue"})
@@ -67,6 +62,7 @@ def test_every_dashboard_query_has_data_on_a_live_controller(
                     and _metric_seen(daemon.url, 'result="failed"')
                 ),
                 30,
+                0.2,
             )
             # Readiness holds on a degraded pass: the source was read.
             status, body = http_get(f"{daemon.url}/readyz")
@@ -118,6 +114,7 @@ def test_every_dashboard_query_has_data_on_a_live_controller(
                 "the cancelled job to leave the managed-jobs gauge",
                 lambda: jobs_by_queue() == {"test-queue": 1, "cpu-job-queue": 1},
                 15,
+                0.2,
             )
             # Alert expressions on the live state: what is wrong shows, what is fine does not.
             assert not prometheus.query(
@@ -135,6 +132,7 @@ def test_every_dashboard_query_has_data_on_a_live_controller(
                     )
                 ),
                 15,
+                0.2,
             )
             assert not prometheus.query(
                 "time() - batch_gitops_last_successful_pass_timestamp_seconds > 900"

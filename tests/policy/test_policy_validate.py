@@ -344,7 +344,7 @@ def test_envelope_job_violations_name_fields_under_spec(repo: GitRepo) -> None:
     envelope = {
         "apiVersion": "batch-gitops/v1",
         "kind": "Job",
-        "spec": _with(GOOD_JOB, jobQueue="ml-queue", tags={}),
+        "spec": _with(GOOD_JOB, jobQueue="ml-queue", tags={"Owner": "ada"}),
     }
     write_tree(
         repo, {"teams/finance/def.json": GOOD_DEFINITION, "teams/finance/job.json": envelope}

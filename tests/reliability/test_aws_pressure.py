@@ -13,10 +13,9 @@ import pytest
 from controller.aws.batch import Boto3Batch
 from controller.demo import backend as demo_backend
 from controller.engine.reconcile import PassResult
-from controller.settings import Settings
-from controller.state.sqlite import SqliteLedger
-from tests.conftest import Controller, GitRepo
+from tests.conftest import Controller, GitRepo, make_controller
 from tests.reliability.conftest import managed_jobs, write_jobs
+from tests.support.controllers import make_settings
 from tests.support.fault_proxy import FaultProxy, RandomFaults
 
 
@@ -29,19 +28,14 @@ def proxied_controller(
 ) -> Controller:
     """A controller built from Settings exactly as the CLI builds it, through the proxy."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_BATCH", proxy.endpoint)
-    settings = Settings(
-        repo=str(repo.path),
-        state=tmp_path / "ledger.sqlite",
-        workdir=tmp_path / "cache",
-        **overrides,
-    )
+    settings = make_settings(repo, tmp_path, **overrides)
     api = Boto3Batch(
         rate_limit=settings.rate_limit,
         max_attempts=settings.aws_max_attempts,
         retry_mode=settings.aws_retry_mode,
         pool_size=max(10, settings.concurrency),
     )
-    return Controller(settings, api, SqliteLedger(settings.state))
+    return make_controller(settings, api)
 
 
 def converge(controller: Controller, max_passes: int) -> list[PassResult]:

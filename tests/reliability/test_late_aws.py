@@ -109,14 +109,23 @@ def test_two_overlapping_reconcile_runs_submit_each_job_once(
     late_aws.set_lag(5.0)
     keys = write_jobs(repo, 151)
     repo.commit("151 jobs")
+    # Each SubmitJob takes 0.4 s: the first run's pass lasts seconds, so the others
+    # certainly start while it holds the lock (however loaded the machine is).
+    late_aws.slow_seconds = 0.4
+    late_aws.rule = lambda operation, _: "slow" if operation == "SubmitJob" else None
+    lock = tmp_path / "ledger.sqlite.lock"
     env = controller_env(late_aws.endpoint, repo, tmp_path / "ledger.sqlite")
     first = start_cli("reconcile", "--output", "json", env=env)
-    wait_until(lambda: (tmp_path / "ledger.sqlite.lock").exists(), "the first to lock")
+    # The holder writes who it is into the lock file once it holds the lock.
+    wait_until(lambda: lock.exists() and lock.read_text().strip(), "the first to lock")
+    wait_until(lambda: late_aws.count("SubmitJob") > 0, "the first to submit")
     second = start_cli("reconcile", "--output", "json", env=env)
     third = start_cli("reconcile", "--output", "json", "--wait", "2m", env=env)
     _, err2 = second.communicate(timeout=120)
+    still_running = first.poll() is None
     _, err1 = first.communicate(timeout=120)
     out3, err3 = third.communicate(timeout=120)
+    assert still_running  # the second ran while the first held the lock
     assert first.returncode == 0, err1[-2000:]
     assert second.returncode == 1 and "another writer holds the ledger" in err2, err2[-2000:]
     assert "`reconcile`" in err2 and "pid" in err2

@@ -12,12 +12,10 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 
-from controller.aws.batch import Boto3Batch
 from controller.demo import backend as demo_backend
-from controller.settings import Settings
-from controller.state.sqlite import SqliteLedger
-from tests.conftest import Controller, GitRepo
+from tests.conftest import Controller, GitRepo, make_controller
 from tests.reliability.conftest import managed_jobs, write_jobs
+from tests.support.controllers import make_api, make_settings
 from tests.support.fault_proxy import Fault, FaultProxy
 
 JOBS = 40
@@ -29,15 +27,9 @@ def proxied(
 ) -> Controller:
     """An in-process controller whose boto3 talks to AWS through the fault proxy."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_BATCH", proxy.endpoint)
-    settings = Settings(
-        repo=str(repo.path),
-        state=tmp_path / "ledger.sqlite",
-        workdir=tmp_path / "cache",
-        rate_limit=1000,
-    )
+    settings = make_settings(repo, tmp_path, rate_limit=1000)
     # A 1 s read timeout, so a reply held back 2 s by the proxy ("slow-after") times out.
-    api = Boto3Batch(rate_limit=1000, max_attempts=3, read_timeout=1.0)
-    return Controller(settings, api, SqliteLedger(settings.state))
+    return make_controller(settings, make_api(read_timeout=1.0))
 
 
 @pytest.mark.parametrize("fault", ["drop-after", "5xx-after", "slow-after"])

@@ -14,9 +14,10 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from controller.demo import backend as demo_backend
-from controller.settings import Settings
 from tests.conftest import Controller, GitRepo, WriteCounter, make_controller
 from tests.reliability.conftest import controller_env, run_cli, write_jobs
+from tests.support.controllers import make_settings
+from tests.support.manifests import definition, envelope, job
 
 
 @pytest.fixture
@@ -64,27 +65,10 @@ def test_vanished_manifest_directory_prunes_nothing(
 ) -> None:
     """With --path batch, a commit that deletes the whole batch/ directory is a
     source error ("path-missing"), not the removal of every job: nothing is cancelled."""
-    controller = make_controller(
-        Settings(
-            repo=str(repo.path),
-            path="batch",
-            state=tmp_path / "ledger.sqlite",
-            workdir=tmp_path / "cache",
-        )
-    )
+    controller = make_controller(make_settings(repo, tmp_path, path="batch"))
     for n in range(3):
-        repo.write(
-            f"batch/job-{n}.json",
-            {"jobName": f"job-{n}", "jobQueue": "test-queue", "jobDefinition": "worker"},
-        )
-    repo.write(
-        "batch/worker.json",
-        {
-            "jobDefinitionName": "worker",
-            "type": "container",
-            "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-        },
-    )
+        repo.write(f"batch/job-{n}.json", job(f"job-{n}", definition="worker"))
+    repo.write("batch/worker.json", definition("worker"))
     repo.commit("jobs")
     assert controller.reconcile().result == "ok"
     repo.remove("batch")
@@ -108,13 +92,7 @@ def test_unreachable_remote_prunes_nothing(
     repo.commit("jobs")
     bare = tmp_path / "remote.git"
     repo.git("clone", "-q", "--bare", str(repo.path), str(bare))
-    controller = make_controller(
-        Settings(
-            repo=f"file://{bare}",
-            state=tmp_path / "ledger.sqlite",
-            workdir=tmp_path / "cache",
-        )
-    )
+    controller = make_controller(make_settings(f"file://{bare}", tmp_path))
     assert controller.reconcile().result == "ok"
     shutil.rmtree(bare)
     counter = WriteCounter(controller.api)
@@ -230,10 +208,7 @@ def test_prune_false_and_no_prune_never_stop_a_removed_job(
     --no-prune, another removal is only reported (held, "pruning is disabled")."""
     write_jobs(repo, 3)
     keep = json.loads((repo.path / "jobs/job-0000.json").read_text())
-    repo.write(
-        "jobs/job-0000.json",
-        {"apiVersion": "batch-gitops/v1", "kind": "Job", "spec": keep, "options": {"prune": False}},
-    )
+    repo.write("jobs/job-0000.json", envelope(keep, prune=False))
     repo.commit("jobs")
     assert controller.reconcile().result == "ok"
     repo.remove("jobs/job-0000.json")

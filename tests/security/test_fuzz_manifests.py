@@ -27,6 +27,8 @@ from controller.model.desired import build_desired
 from controller.model.manifests import Manifest, load_files, load_manifest
 from controller.model.policy import Policy, enforce, load_policy
 from tests.conftest import QUEUES, GitRepo, make_controller
+from tests.support.controllers import make_settings
+from tests.support.manifests import definition, job
 
 JOB: dict[str, Any] = {
     "jobName": "gen-job",
@@ -55,13 +57,9 @@ DEFINITION: dict[str, Any] = {
     },
 }
 GOOD = {
-    "defs/d.json": {
-        "jobDefinitionName": "d",
-        "type": "container",
-        "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-    },
-    "jobs/good-a.json": {"jobName": "good-a", "jobQueue": "test-queue", "jobDefinition": "d"},
-    "jobs/good-b.yaml": {"jobName": "good-b", "jobQueue": "cpu-job-queue", "jobDefinition": "d"},
+    "defs/d.json": definition("d"),
+    "jobs/good-a.json": job("good-a", definition="d"),
+    "jobs/good-b.yaml": job("good-b", "cpu-job-queue", "d"),
 }
 POLICY = load_policy(
     "policy.yaml",
@@ -234,15 +232,7 @@ def test_a_pass_applies_the_good_files_and_nothing_rejected(
             (repo.path / path).write_bytes(raw)
             written[path] = (suffix, raw)
         repo.commit("generated")
-        from controller.settings import Settings
-
-        controller = make_controller(
-            Settings(
-                repo=str(repo.path),
-                state=Path(tmp) / "ledger.sqlite",
-                workdir=Path(tmp) / "cache",
-            )
-        )
+        controller = make_controller(make_settings(repo, Path(tmp)))
         try:
             result = controller.reconcile()
         finally:

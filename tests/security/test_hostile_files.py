@@ -16,13 +16,12 @@ from click.testing import CliRunner
 from controller.cli.main import main
 from controller.service.daemon import Daemon
 from tests.conftest import Controller, GitRepo, WriteCounter
+from tests.support.aws import job_names
+from tests.support.manifests import definition, job
+from tests.support.waiting import wait_until
 
-GOOD = {"jobName": "good", "jobQueue": "test-queue", "jobDefinition": "d"}
-DEFINITION = {
-    "jobDefinitionName": "d",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
+GOOD = job("good", definition="d")
+DEFINITION = definition("d")
 
 
 def billion_laughs(levels: int = 9) -> str:
@@ -44,10 +43,6 @@ HOSTILE: dict[str, tuple[str, bytes, str]] = {
 }
 
 
-def names(batch: Any) -> list[str]:
-    return sorted(j["jobName"] for j in batch.list_jobs(jobQueue="test-queue")["jobSummaryList"])
-
-
 @pytest.mark.parametrize("case", sorted(HOSTILE))
 def test_hostile_file_is_reported_and_the_good_ones_applied(
     controller: Controller, repo: GitRepo, batch: Any, case: str
@@ -66,7 +61,7 @@ def test_hostile_file_is_reported_and_the_good_ones_applied(
     assert result.result == "degraded", result.message
     assert [e.path for e in result.errors] == [path]
     assert words in result.errors[0].message
-    assert names(batch) == ["good"]
+    assert job_names(batch) == ["good"]
 
 
 def test_symlinks_are_never_followed(
@@ -90,7 +85,7 @@ def test_symlinks_are_never_followed(
         "manifests/jobs/link.json",
     ]
     assert all("symbolic link: never followed" in e.message for e in result.errors)
-    assert names(batch) == ["good"]
+    assert job_names(batch) == ["good"]
 
 
 def test_validate_does_not_follow_symlinks_out_of_the_directory(tmp_path: Path) -> None:
@@ -120,7 +115,7 @@ def test_size_limit_is_a_setting(controller: Controller, repo: GitRepo, batch: A
     assert [(e.path, e.message.split(";")[1].strip()) for e in result.errors] == [
         ("jobs/padded.json", "the limit is 1024")
     ]
-    assert names(batch) == ["good"]
+    assert job_names(batch) == ["good"]
 
 
 def test_too_many_manifests_refuses_the_revision_without_pruning(
@@ -145,7 +140,7 @@ def test_too_many_manifests_refuses_the_revision_without_pruning(
     assert result.result == "rejected"
     assert "has 6 manifest files; the limit is 4" in result.message
     assert counter.writes == []
-    assert names(batch) == ["good"]
+    assert job_names(batch) == ["good"]
 
 
 def test_the_daemon_survives_all_of_them_at_once(
@@ -164,19 +159,14 @@ def test_the_daemon_survives_all_of_them_at_once(
     daemon = Daemon(settings, controller.api, controller.ledger)
     daemon.start()
     try:
-        deadline = time.monotonic() + 20
-        while daemon.passes < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until("the daemon's first pass", lambda: daemon.passes >= 1, 20)
         assert daemon.health.last_result == "degraded"
-        assert names(batch) == ["good"]
+        assert job_names(batch) == ["good"]
         repo.write("jobs/second.json", {**GOOD, "jobName": "second"})
         repo.commit("a good change")
         daemon.trigger()
-        while daemon.passes < 2:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        assert names(batch) == ["good", "second"]
+        wait_until("the triggered pass", lambda: daemon.passes >= 2, 20)
+        assert job_names(batch) == ["good", "second"]
         import urllib.request
 
         port = daemon.server.server_port

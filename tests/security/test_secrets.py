@@ -23,9 +23,10 @@ from click.testing import CliRunner
 from controller.cli.main import main
 from controller.logs import configure
 from controller.service.daemon import Daemon
-from controller.settings import Settings
 from tests.conftest import Controller, GitRepo
 from tests.security.test_webhook import github_headers, post, sign, wait_for
+from tests.support.controllers import make_settings
+from tests.support.manifests import definition, job
 
 WEBHOOK_SECRET = "whsec-Zq8sV3-never-in-output"
 URL_TOKEN = "ghp-token-never-in-output"
@@ -62,16 +63,11 @@ def test_webhook_secret_from_env_never_appears(
     embeds the secret, and a bad signature are handled, and the secret is in no log
     line, no /metrics, /readyz or /healthz body, no webhook reply, and the settings'
     repr masks it."""
-    repo.write("jobs/a.json", {"jobName": "a", "jobQueue": "test-queue", "jobDefinition": "d"})
+    repo.write("jobs/a.json", job("a", definition="d"))
     repo.commit("job")
     monkeypatch.setenv("BATCH_GITOPS_WEBHOOK_SECRET", WEBHOOK_SECRET)
-    settings = Settings(
-        repo=str(repo.path),
-        state=controller.settings.state,
-        workdir=tmp_path / "cache",
-        interval=3600.0,
-        listen="127.0.0.1:0",
-    )
+    settings = make_settings(repo, tmp_path, interval=3600.0, listen="127.0.0.1:0")
+    assert settings.state == controller.settings.state
     assert settings.webhook_secret is not None
     assert WEBHOOK_SECRET not in repr(settings) + str(settings) + settings.model_dump_json()
     daemon = Daemon(settings, controller.api, controller.ledger)
@@ -133,15 +129,8 @@ def test_status_and_reconcile_output_hold_no_credentials(
 ) -> None:
     """`reconcile` and `status` (text and JSON) with AWS credentials and a webhook
     secret in the environment print neither."""
-    repo.write(
-        "defs/d.json",
-        {
-            "jobDefinitionName": "d",
-            "type": "container",
-            "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-        },
-    )
-    repo.write("jobs/a.json", {"jobName": "a", "jobQueue": "test-queue", "jobDefinition": "d"})
+    repo.write("defs/d.json", definition("d"))
+    repo.write("jobs/a.json", job("a", definition="d"))
     repo.commit("job")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
     monkeypatch.setenv("BATCH_GITOPS_WEBHOOK_SECRET", WEBHOOK_SECRET)

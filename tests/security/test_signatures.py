@@ -21,20 +21,17 @@ from prometheus_client import REGISTRY
 from controller.demo import backend as demo_backend
 from controller.source.signatures import verify_revision
 from tests.conftest import Controller, GitRepo, WriteCounter
+from tests.support.aws import job_names
+from tests.support.manifests import definition, job
 
-JOB = {"jobName": "signed-job", "jobQueue": "test-queue", "jobDefinition": "d"}
-DEFINITION = {
-    "jobDefinitionName": "d",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
+JOB = job("signed-job", definition="d")
+DEFINITION = definition("d")
 
 
 def need(tool: str) -> None:
+    """Fail (never skip) when ``tool`` is missing: .ci/run installs gnupg and openssh-client."""
     if shutil.which(tool) is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{tool} is missing; .ci/run installs it")
-        pytest.skip(f"{tool} is not installed")
+        pytest.fail(f"{tool} is missing; .ci/run installs it (apt: gnupg, openssh-client)")
 
 
 class GpgHome:
@@ -96,10 +93,6 @@ def commit_signed(repo: GitRepo, env: dict[str, str], *config: str, message: str
 def sample(result: str) -> float:
     value = REGISTRY.get_sample_value("batch_gitops_signature_checks_total", {"result": result})
     return value or 0.0
-
-
-def job_names(batch: Any) -> list[str]:
-    return [j["jobName"] for j in batch.list_jobs(jobQueue="test-queue")["jobSummaryList"]]
 
 
 def test_gpg_signed_by_allowed_key_is_applied(

@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from pydantic import SecretStr
 from controller.service.daemon import Daemon
 from controller.service.webhook import ReplayGuard, Webhook, load_secret
 from tests.conftest import Controller, GitRepo
+from tests.support.manifests import job
+from tests.support.waiting import wait_until
 
 SECRET = "whsec-7c1f0e9a-do-not-print"
 
@@ -61,7 +63,7 @@ def sample(provider: str, result: str) -> float:
 
 @pytest.fixture
 def daemon(controller: Controller, repo: GitRepo, tmp_path: Path) -> Iterator[Daemon]:
-    repo.write("jobs/a.json", {"jobName": "a", "jobQueue": "test-queue", "jobDefinition": "d"})
+    repo.write("jobs/a.json", job("a", definition="d"))
     repo.commit("one job")
     secret_file = tmp_path / "webhook-secret"
     secret_file.write_text(SECRET + "\n")
@@ -75,11 +77,9 @@ def daemon(controller: Controller, repo: GitRepo, tmp_path: Path) -> Iterator[Da
     running.stop()
 
 
-def wait_for(condition: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
+def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> None:
+    """Wait (polling every 20 ms, at most ``timeout`` s) until ``condition()`` holds."""
+    wait_until("the daemon's passes", condition, timeout, 0.02)
 
 
 def url(daemon: Daemon, path: str = "/webhook") -> str:

@@ -1,28 +1,23 @@
 """The README cannot drift from the code: the configuration reference is the
 current output of ``config-reference``; every ``batch-gitops`` command and flag
 shown in a code block exists; every envelope option is documented; every
-repository file and in-page anchor it links to exists; the quick start's two
-commands are unchanged."""
+repository file and in-page anchor it links to exists; the quick start's test
+command is the one ``.ci/run`` runs, and its demo command names real parts."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
+import tomllib
 
 import click
-import pytest
 
 from controller.cli.main import main
 from controller.model.manifests import DefinitionOptions, JobOptions, ScheduleOptions
+from tests.support.cli import run_cli
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
-QUICK_START = [
-    "python3 -m venv .venv && .venv/bin/pip install -e '.[demo]' && .venv/bin/batch-gitops demo",
-    "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python -m pytest",
-]
+CI_RUN = ROOT / ".ci" / "run"
 
 
 def _code_lines() -> list[str]:
@@ -41,13 +36,7 @@ def _section(title: str) -> str:
 def test_config_reference_is_current() -> None:
     """`batch-gitops config-reference --check README.md` passes: every setting (env var,
     flag, default, description) and every command flag matches the code."""
-    result = subprocess.run(
-        [sys.executable, "-m", "controller", "config-reference", "--check", "README.md"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("config-reference", "--check", "README.md", cwd=ROOT)
     assert result.returncode == 0, result.stderr
 
 
@@ -74,9 +63,7 @@ def test_every_command_in_the_readme_exists() -> None:
     spans = re.findall(r"`([^`\n]+)`", README) + _code_lines()
     mentioned = {m for span in spans for m in invocation.findall(span.strip())}
     assert {"validate", "plan", "schema", "init", "config-reference"} <= mentioned
-    help_text = subprocess.run(
-        [sys.executable, "-m", "controller", "--help"], capture_output=True, text=True, timeout=60
-    ).stdout
+    help_text = run_cli("--help").stdout
     unknown = sorted(name for name in mentioned if name not in commands)
     assert unknown == [], f"README mentions commands that do not exist: {unknown}"
     for name in mentioned:
@@ -127,7 +114,36 @@ def test_links_resolve() -> None:
             assert (ROOT / target.split("#")[0]).exists(), target
 
 
-@pytest.mark.parametrize("command", QUICK_START)
-def test_quick_start_commands_are_unchanged(command: str) -> None:
-    """The two quick-start commands stay exactly as CI runs them."""
-    assert command in README
+def _ci_test_command() -> str:
+    """The command .ci/run runs after its comment "The README's test command:"."""
+    lines = CI_RUN.read_text().splitlines()
+    marker = next(i for i, line in enumerate(lines) if "The README's test command" in line)
+    [command] = [line.strip() for line in lines[marker + 1 :] if line.strip()]
+    return command
+
+
+def _quick_start_commands() -> list[str]:
+    """The code-block lines of the README's Quick start section, in order."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", _section("Quick start"), flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    """The quick start's test command is, character for character, the command .ci/run
+    runs (its last line), so the README's way to run the suite is the one CI proves."""
+    command = _ci_test_command()
+    assert command.endswith("python -m pytest"), command
+    assert command in _quick_start_commands()
+
+
+def test_readme_demo_command_names_real_parts() -> None:
+    """The quick start's demo command installs an extra pyproject.toml defines, and runs
+    the console script pyproject.toml declares with a command the CLI has."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    [demo] = [c for c in _quick_start_commands() if c.endswith(" demo")]
+    extra = re.search(r"pip install (?:-q )?-e '\.\[(\w+)\]'", demo)
+    assert extra is not None and extra.group(1) in pyproject["optional-dependencies"], demo
+    script = re.search(r"\.venv/bin/([\w-]+) (\w+)$", demo)
+    assert script is not None, demo
+    assert script.group(1) in pyproject["scripts"]
+    assert script.group(2) in main.list_commands(click.Context(main))

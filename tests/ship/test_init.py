@@ -12,7 +12,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jsonschema
 import pytest
@@ -21,19 +21,16 @@ import yaml
 from controller.cli.markdown import COMMENT_MARKER
 from controller.cli.scaffold import SCHEMA_PATH, template_files
 from controller.demo import backend as demo_backend
-from controller.model.manifests import parse_document
-from controller.model.schema import manifest_schema
-from tests.conftest import GitRepo
+from controller.model.manifests import Manifest, load_manifest, parse_document
+from tests.conftest import EXAMPLES, GitRepo
+from tests.support.cli import controller_env, run_cli
+
+ENVELOPE_EXAMPLE = "teams/analytics/jobs/analytics-hello.yaml"
+PLAIN_EXAMPLE = "teams/analytics/jobs/analytics-report.json"
+DEFINITION_EXAMPLE = "teams/analytics/definitions/analytics-hello.yaml"
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "controller", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
+cli = run_cli
 
 
 def test_scaffold_validates(tmp_path: Path) -> None:
@@ -79,11 +76,18 @@ def test_scaffold_policy_is_enforced(tmp_path: Path) -> None:
 
 
 def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
-    """A second init into the same folder fails and names a file; --force overwrites."""
+    """A second init into the same folder fails, names a file it would overwrite and
+    leaves an edited file alone; --force overwrites it with the template again."""
     assert cli("init", str(tmp_path)).returncode == 0
+    policy = tmp_path / ".batch-gitops/policy.yaml"
+    template = policy.read_text()
+    policy.write_text("# edited by the team\n")
     again = cli("init", str(tmp_path))
     assert again.returncode == 1 and "--force" in again.stderr
+    assert any(f"(e.g. {path})" in again.stderr for path, _ in template_files()), again.stderr
+    assert policy.read_text() == "# edited by the team\n"
     assert cli("init", str(tmp_path), "--force").returncode == 0
+    assert policy.read_text() == template
 
 
 def test_ci_templates_validate_and_plan_but_never_apply() -> None:
@@ -112,20 +116,70 @@ def test_ci_templates_validate_and_plan_but_never_apply() -> None:
             assert applying not in text
 
 
+def _schema_errors(validator: jsonschema.Draft7Validator, document: Any) -> str:
+    return "; ".join(error.message for error in validator.iter_errors(document))
+
+
+def _broken_examples(root: Path) -> dict[str, tuple[Any, str]]:
+    """Known-bad documents made from the scaffold's own examples, each with the key or
+    value the schema must name: typos, a bad enum, a wrong type, a missing field."""
+    envelope = parse_document("hello.yaml", (root / ENVELOPE_EXAMPLE).read_bytes())
+    plain = parse_document("report.json", (root / PLAIN_EXAMPLE).read_bytes())
+    definition = parse_document("def.yaml", (root / DEFINITION_EXAMPLE).read_bytes())
+    assert isinstance(envelope, dict) and isinstance(plain, dict)
+    assert isinstance(definition, dict)
+    without_queue = {k: v for k, v in plain.items() if k != "jobQueue"}
+    return {
+        "spec typo": ({**envelope, "spec": {**envelope["spec"], "jobQeue": "x"}}, "jobQeue"),
+        "options typo": ({**envelope, "options": {"onChnage": "keep"}}, "onChnage"),
+        "bad onChange": ({**envelope, "options": {"onChange": "kep"}}, "kep"),
+        "bad kind": ({**envelope, "kind": "Jobs"}, "Jobs"),
+        "missing jobQueue": (without_queue, "jobQueue"),
+        "bad dependency type": (
+            {**plain, "dependsOn": [{"jobId": "analytics-hello", "type": "SEQUENTAIL"}]},
+            "SEQUENTAIL",
+        ),
+        "bad definition type": ({**definition, "type": "contianer"}, "contianer"),
+        "wrong type": ({**definition, "retryStrategy": {"attempts": "two"}}, "two"),
+    }
+
+
 def test_editor_settings_point_at_the_schema(tmp_path: Path) -> None:
-    """.vscode/settings.json maps YAML and JSON manifests to the scaffolded schema,
-    which is the current `batch-gitops schema` and accepts the example manifests."""
-    files = dict(template_files())
-    settings = json.loads(files[".vscode/settings.json"])
+    """`init` writes .vscode/settings.json mapping YAML and JSON manifests to the schema
+    file it also writes; that file is exactly what the installed `batch-gitops schema`
+    prints, a valid Draft 7 schema that accepts the scaffold's examples and the
+    repository's manifests/, and rejects known-bad documents (made from the scaffold's
+    own examples), naming the offending key or value, as `validate` does."""
+    target = tmp_path / "scaffold"
+    assert cli("init", str(target)).returncode == 0
+    settings = json.loads((target / ".vscode/settings.json").read_text())
     assert f"./{SCHEMA_PATH}" in settings["yaml.schemas"]
     assert settings["json.schemas"][0]["url"] == f"./{SCHEMA_PATH}"
-    schema = json.loads(files[SCHEMA_PATH])
-    assert schema == manifest_schema()
+    schema = json.loads((target / SCHEMA_PATH).read_text())
+    console_script = Path(sys.executable).parent / "batch-gitops"
+    printed = subprocess.run(
+        [str(console_script), "schema"], capture_output=True, text=True, timeout=60
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert schema == json.loads(printed.stdout)
+    jsonschema.Draft7Validator.check_schema(schema)
     validator = jsonschema.Draft7Validator(schema)
-    examples = [p for p in files if p.startswith("teams/") and p.endswith((".json", ".yaml"))]
-    assert len(examples) == 3
-    for path in examples:
-        assert list(validator.iter_errors(parse_document(path, files[path]))) == []
+
+    examples = sorted(
+        p for p in (target / "teams").rglob("*") if p.suffix in (".json", ".yaml", ".yml")
+    )
+    assert [p.relative_to(target).as_posix() for p in examples] == sorted(
+        [ENVELOPE_EXAMPLE, PLAIN_EXAMPLE, DEFINITION_EXAMPLE]
+    )
+    for path in [*examples, *sorted(EXAMPLES.rglob("*.json")), *sorted(EXAMPLES.rglob("*.yaml"))]:
+        document = parse_document(path.name, path.read_bytes())
+        assert _schema_errors(validator, document) == "", path
+
+    for name, (document, needle) in _broken_examples(target).items():
+        errors = _schema_errors(validator, document)
+        assert needle in errors, f"{name}: schema said {errors!r}"
+        raw = json.dumps(document).encode()
+        assert not isinstance(load_manifest("x.json", raw), Manifest), name
 
 
 def _check_jsonschema() -> str:
@@ -176,18 +230,13 @@ def pull_request_checkout(moto: demo_backend.MotoBatch, tmp_path: Path) -> tuple
     upstream.commit("scaffold")
     # The controller has applied the target branch (its ledger is elsewhere).
     moto.create_queues(["analytics-queue"])
-    applied = subprocess.run(
-        [sys.executable, "-m", "controller", "reconcile", "--repo", str(upstream.path)],
-        env={
-            **os.environ,
-            "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
-            "BATCH_GITOPS_STATE": str(tmp_path / "controller.sqlite"),
-            "BATCH_GITOPS_WORKDIR": str(tmp_path / "controller-cache"),
-        },
-        capture_output=True,
-        text=True,
-        timeout=120,
+    env = controller_env(
+        moto.endpoint,
+        None,
+        tmp_path / "controller.sqlite",
+        BATCH_GITOPS_WORKDIR=str(tmp_path / "controller-cache"),
     )
+    applied = cli("reconcile", "--repo", str(upstream.path), env=env)
     assert applied.returncode == 0, applied.stderr
     clone = tmp_path / "checkout"
     subprocess.run(["git", "clone", "-q", str(upstream.path), str(clone)], check=True)
@@ -292,6 +341,13 @@ class _NoteCatcher(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"{}")
 
+    def do_GET(self) -> None:  # the listing the snippet searches first: no notes yet
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.send_header("X-Next-Page", "")
+        self.end_headers()
+        self.wfile.write(b"[]")
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -306,7 +362,8 @@ def test_gitlab_plan_job_posts_the_note(moto: demo_backend.MotoBatch, tmp_path: 
     script = "\n".join(gitlab["batch-gitops:plan"]["script"])
     _NoteCatcher.received.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _NoteCatcher)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # A short poll interval: shutdown() waits for it.
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

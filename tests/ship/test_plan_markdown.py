@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +21,14 @@ import pytest
 from controller.cli.markdown import COMMENT_MARKER, render_plan
 from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo
+from tests.support.cli import run_cli
+from tests.support.manifests import definition, job
 
 TESTDATA = Path(__file__).parent / "testdata"
 LINK_BASE = "https://github.com/example/batch-manifests/blob/{sha}/"
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-
-
-def job(name: str, **extra: Any) -> dict[str, Any]:
-    return {"jobName": name, "jobQueue": "test-queue", "jobDefinition": "trainer", **extra}
+DEFINITION = definition("trainer")
 
 
 @pytest.fixture(autouse=True)
@@ -169,28 +161,14 @@ def test_error_with_a_revision_is_not_in_sync() -> None:
     assert "In sync" not in text
 
 
-def test_cli_plan_markdown(moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path) -> None:
+def test_cli_plan_markdown(cli_env: dict[str, str], repo: GitRepo) -> None:
     """`batch-gitops plan --output markdown --link-base URL` in its own process prints
     the comment (marker first, linked files) and exits 2: changes pending."""
     repo.write("definitions/trainer.json", DEFINITION)
     repo.write("jobs/nightly.json", job("nightly"))
     sha = repo.commit("nightly")
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
-        "BATCH_GITOPS_REPO": str(repo.path),
-        "BATCH_GITOPS_STATE": str(tmp_path / "ledger.sqlite"),
-        "BATCH_GITOPS_WORKDIR": str(tmp_path / "cache"),
-        "BATCH_GITOPS_LOG_FORMAT": "json",
-    }
     link = LINK_BASE.format(sha=sha)
-    result = subprocess.run(
-        [sys.executable, "-m", "controller", "plan", "-o", "markdown", "--link-base", link],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_cli("plan", "-o", "markdown", "--link-base", link, env=cli_env)
     assert result.returncode == 2, result.stderr
     assert result.stdout.startswith(COMMENT_MARKER)
     assert f"[`jobs/nightly.json`]({link}jobs/nightly.json)" in result.stdout

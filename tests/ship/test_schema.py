@@ -5,8 +5,6 @@ member of the two request shapes (so it cannot lag behind botocore)."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,8 @@ import pytest
 
 from controller.model.manifests import Manifest, input_shape, load_manifest, parse_document
 from controller.model.schema import manifest_schema
+from tests.support.cli import run_cli
+from tests.support.manifests import definition, envelope, job
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(
@@ -44,13 +44,9 @@ def test_every_example_is_valid(validator: jsonschema.Draft7Validator, path: Pat
     assert _errors(validator, document) == []
 
 
-JOB = {"jobName": "nightly", "jobQueue": "q", "jobDefinition": "trainer"}
-DEFINITION = {
-    "jobDefinitionName": "trainer",
-    "type": "container",
-    "containerProperties": {"image": "busybox", "vcpus": 1, "memory": 128},
-}
-ENVELOPE = {"apiVersion": "batch-gitops/v1", "kind": "Job", "spec": JOB, "options": {"rerun": 1}}
+JOB = job("nightly", "q")
+DEFINITION = definition("trainer")
+ENVELOPE = envelope(JOB, rerun=1)
 
 BROKEN = {
     "top-level typo": ({**JOB, "jobQeue": "q"}, "jobQeue"),
@@ -70,12 +66,7 @@ BROKEN = {
     "envelope bad kind": ({**ENVELOPE, "kind": "Jobs"}, "Jobs"),
     "envelope bad onChange": ({**ENVELOPE, "options": {"onChange": "kep"}}, "kep"),
     "definition options on a definition": (
-        {
-            "apiVersion": "batch-gitops/v1",
-            "kind": "JobDefinition",
-            "spec": DEFINITION,
-            "options": {"rerun": 1},
-        },
+        envelope(DEFINITION, "JobDefinition", rerun=1),
         "rerun",
     ),
 }
@@ -97,12 +88,7 @@ def test_typos_are_rejected_like_validate_does(
 
 def test_valid_forms_are_accepted(validator: jsonschema.Draft7Validator) -> None:
     """The plain request of both kinds and the envelope of both kinds are accepted."""
-    definition_envelope = {
-        "apiVersion": "batch-gitops/v1",
-        "kind": "JobDefinition",
-        "spec": DEFINITION,
-        "options": {"prune": False},
-    }
+    definition_envelope = envelope(DEFINITION, "JobDefinition", prune=False)
     for document in (JOB, DEFINITION, ENVELOPE, definition_envelope):
         assert _errors(validator, document) == []
         assert isinstance(load_manifest("x.json", json.dumps(document).encode()), Manifest)
@@ -124,16 +110,9 @@ def test_schema_covers_every_botocore_member() -> None:
 
 def test_cli_prints_the_schema(tmp_path: Path) -> None:
     """`batch-gitops schema` prints the same JSON document; -f writes it to a file."""
-    out = subprocess.run(
-        [sys.executable, "-m", "controller", "schema"], capture_output=True, text=True, timeout=60
-    )
+    out = run_cli("schema")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == manifest_schema()
     target = tmp_path / "schema.json"
-    written = subprocess.run(
-        [sys.executable, "-m", "controller", "schema", "-f", str(target)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    written = run_cli("schema", "-f", str(target))
     assert written.returncode == 0 and json.loads(target.read_text()) == manifest_schema()

@@ -1,0 +1,1 @@
+"""Tests of controller/state: the ledger and what reads or writes it (retention)."""

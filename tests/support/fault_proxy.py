@@ -20,6 +20,11 @@ Faults (``Fault``):
 * ``slow``             wait ``slow_seconds``, then forward normally
 * ``slow-after``       forward (AWS did it), then wait ``slow_seconds`` before
   replying: a client with a shorter read timeout gives up on a done request
+
+Besides faults, a *hook* sees every request (operation, index, body) before anything
+else happens to it: what AWS does meanwhile (its scheduler starting a job between
+the controller's read and its write), or what a test wants to record (the ids in
+each DescribeJobs).
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ Fault = Literal[
 ]
 # (operation, how many requests of that operation came before this one) -> fault or None
 Rule = Callable[[str, int], "Fault | None"]
+# (operation, index as for a Rule, request body) -> None; runs before the rule.
+Hook = Callable[[str, int, bytes], None]
 
 # Batch's REST paths (/v1/submitjob) to operation names.
 OPERATIONS = {
@@ -80,6 +87,16 @@ class Seen:
     at: float  # time.monotonic() when the request arrived
     operation: str
     fault: str  # the injected fault, or "" for a clean pass-through
+
+
+def first(count: int, fault: Fault, operation: str | None = None) -> Rule:
+    """A rule: ``fault`` for the first ``count`` requests (of ``operation``, or of each
+    operation), then clean pass-through."""
+
+    def rule(op: str, index: int) -> Fault | None:
+        return fault if index < count and operation in (None, op) else None
+
+    return rule
 
 
 @dataclass
@@ -114,6 +131,7 @@ class FaultProxy:
         self.upstream_port = parts.port or 80
         self.slow_seconds = slow_seconds
         self.rule: Rule | None = None
+        self.hook: Hook | None = None
         self.kill_pid: int | None = None
         self.kills = 0
         self.seen: list[Seen] = []
@@ -135,8 +153,9 @@ class FaultProxy:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        # A 50 ms poll interval: stop() (shutdown) waits up to one interval.
         self._thread = threading.Thread(
-            target=self.server.serve_forever, name="fault-proxy", daemon=True
+            target=self.server.serve_forever, args=(0.05,), name="fault-proxy", daemon=True
         )
 
     def start(self) -> FaultProxy:
@@ -199,6 +218,8 @@ class FaultProxy:
         with self._lock:
             index = self._counts[operation]
             self._counts[operation] += 1
+        if self.hook is not None:
+            self.hook(operation, index, body)
         fault = self.rule(operation, index) if self.rule is not None else None
         with self._lock:
             self.seen.append(Seen(time.monotonic(), operation, fault or ""))

@@ -1,0 +1,1 @@
+"""Tests of controller/cli: commands as users run them (separate processes)."""

@@ -1,0 +1,1 @@
+"""Tests of controller/demo: the embedded moto endpoint."""

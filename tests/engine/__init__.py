@@ -1,0 +1,1 @@
+"""Tests of controller/engine: passes over time (schedule expansion, apply)."""

@@ -1,0 +1,1 @@
+"""Tests of controller/model: manifests, desired state, the plan, schedule rules (pure)."""

@@ -1,0 +1,1 @@
+"""Tests of controller/service: the daemon's HTTP endpoints and health."""

@@ -1,0 +1,1 @@
+"""Tests of controller/source: reading the repository (tree listing, blob reads, cache)."""
