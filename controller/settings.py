@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")  # a DynamoDB table name
 # Go's time.ParseDuration (what Flux and Argo CD users write): a sequence of
 # decimal numbers with units, e.g. 1m30s, 1h30m, 2.5h, 500ms; plus d for days.
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d)")
@@ -74,10 +75,11 @@ class Settings(BaseSettings):
     fetch_timeout: float = Field(60.0, description="Seconds a git fetch may take before it fails.")
 
     # --- state ---
-    state: Path = Field(
+    state: Path | str = Field(
         Path("$XDG_STATE_HOME/batch-gitops/<controller-id>/ledger.sqlite"),
-        description="SQLite ledger of every registration, submission and action; "
-        "$XDG_STATE_HOME defaults to ~/.local/state.",
+        description="Ledger of every registration, submission and action: a SQLite file "
+        "(one process; $XDG_STATE_HOME defaults to ~/.local/state), or dynamodb://TABLE "
+        "(shared by replicas).",
     )
 
     # --- behaviour ---
@@ -308,6 +310,23 @@ class Settings(BaseSettings):
     @classmethod
     def _lease_duration(cls, value: object) -> float:
         return parse_duration(value)
+
+    @field_validator("state", mode="before")
+    @classmethod
+    def _state_location(cls, value: object) -> Path | str:
+        """A ledger file (a Path), or a store URL kept as written: ``dynamodb://TABLE``
+        (a Path would turn its ``//`` into ``/``)."""
+        if isinstance(value, Path):
+            return value
+        text = str(value).strip()
+        if "://" not in text:
+            return Path(text)
+        if not text.startswith("dynamodb://") or not _TABLE.match(text[len("dynamodb://") :]):
+            raise ValueError(
+                f"{text!r}: give a ledger file path or dynamodb://TABLE (a DynamoDB table "
+                "name: 3-255 letters, digits, '_', '-' or '.')"
+            )
+        return text
 
     @model_validator(mode="before")
     @classmethod

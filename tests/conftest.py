@@ -1,5 +1,6 @@
 """Shared fixtures: real git repositories in tmp_path, a real moto server over HTTP,
-a real SQLite ledger. Fakes live only in tests/model (pure planner tests).
+a real SQLite ledger (or, for ledger tests, each of its two stores: ``store_state``,
+``ledger``, ``store_controller``). Fakes live only in tests/model (pure planner tests).
 
 The parts behind them live in ``tests/support`` (one module per thing, see its
 ``__init__``); the names tests have always imported from here are re-exported.
@@ -22,6 +23,8 @@ from typing import Any
 import pytest
 
 from controller.demo import backend as demo_backend
+from controller.state.ledger import Ledger
+from controller.state.stores import open_ledger
 from tests.support.aws import QUEUES, WriteCounter
 from tests.support.cli import controller_env
 from tests.support.controllers import Controller, make_controller, make_settings
@@ -29,6 +32,7 @@ from tests.support.fault_proxy import FaultProxy
 from tests.support.gitrepo import GitRepo
 from tests.support.no_skips import pytest_make_collect_report, pytest_runtest_makereport
 from tests.support.paths import EXAMPLES, ROOT
+from tests.support.stores import STORES, dynamodb_ledger_location
 
 __all__ = [
     "EXAMPLES",
@@ -37,6 +41,7 @@ __all__ = [
     "Controller",
     "GitRepo",
     "WriteCounter",
+    "dynamodb_ledger_location",
     "make_controller",
     "pytest_make_collect_report",
     "pytest_runtest_makereport",
@@ -120,3 +125,34 @@ def _structlog_config_restored() -> Iterator[None]:
     saved = structlog.get_config()
     yield
     structlog.configure(**saved)
+
+
+# --- the ledger's two stores: tests of ledger behaviour run on both ---
+@pytest.fixture(params=STORES)
+def store_state(
+    request: pytest.FixtureRequest,
+    moto: demo_backend.MotoBatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path | str:
+    """The --state of a new, empty ledger: a SQLite file, then a DynamoDB table."""
+    if request.param == "sqlite":
+        return tmp_path / "ledger.sqlite"
+    return dynamodb_ledger_location(moto, monkeypatch)
+
+
+@pytest.fixture
+def ledger(store_state: Path | str) -> Iterator[Ledger]:
+    """An empty ledger of each store (the test runs once per store)."""
+    opened = open_ledger(store_state)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def store_controller(
+    moto: demo_backend.MotoBatch, repo: GitRepo, tmp_path: Path, store_state: Path | str
+) -> Controller:
+    """The ``controller`` fixture, once on a SQLite ledger and once on a DynamoDB ledger
+    (a test module runs on both by overriding ``controller`` with this)."""
+    return make_controller(make_settings(repo, tmp_path, state=store_state))

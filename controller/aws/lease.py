@@ -1,10 +1,17 @@
 """Leader election for several replicas: one lease item in DynamoDB, conditional writes.
 
-Used by :mod:`controller.service.daemon` when ``lease_table`` is set (otherwise a single
-replica runs with no lease at all). The item ``{name, holder, version,
+Used by the shared ledger (:mod:`controller.state.dynamodb`: its writer lock, and the
+daemon's leadership) with the lease item in the ledger's own table, or in a separate
+``lease_table``. The item ``{name, holder, version, term, host, pid, since, purpose,
 lease_seconds, renewed_at, expires_at}`` is only ever changed with a
 ``ConditionExpression`` on its current ``version`` (a fresh UUID per write), so
 two replicas can never both believe a write of theirs won.
+
+``term`` grows by one with every change of holder (never on a renewal): a holder's
+:class:`~controller.model.records.Fence` is ``(holder, term)``, and the shared ledger
+checks it atomically with every claim it writes (a ``ConditionCheck`` on this item in
+the same ``TransactWriteItems``), so a deposed leader's late write fails. ``host``,
+``pid``, ``since`` and ``purpose`` say who holds it, for a writer that has to wait.
 
 Clocks are never compared across hosts (client-go's leader election does the
 same): a standby takes over only after it has *itself* watched the same
@@ -14,11 +21,13 @@ moment it *sent* the renewal. Since the standby's watch starts after that write
 landed, the holder's validity always ends first. ``expires_at``/``renewed_at``
 (wall clock) are written for people reading the table, not for decisions.
 
-What this does not give: fencing. AWS Batch takes no token, so a holder that
+What the fence cannot reach: AWS Batch itself takes no token, so a holder that
 is frozen (SIGSTOP, a VM pause) *between* its last validity check and the bytes
-of a write leaving the socket could still write once after a standby took over.
-The check runs in botocore's ``before-send`` hook, after the rate limiter's
-wait, which makes that window as small as this design allows.
+of a write leaving the socket could still send one write after a standby took
+over. For SubmitJob that write is preceded by a fenced claim in the ledger, which
+fails; a CancelJob or RegisterJobDefinition is guarded only by the check in
+botocore's ``before-send`` hook, after the rate limiter's wait, which makes that
+window as small as this design allows.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ import structlog
 
 from controller import metrics
 from controller.aws.batch import WRITE_OPERATIONS, BatchApi, Boto3Batch
-from controller.settings import Settings
+from controller.model.records import Fence, Holder
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +76,7 @@ class Observed:
     holder: str
     since: float
     lease_seconds: float
+    term: int = 0
 
 
 class Lease:
@@ -81,12 +91,19 @@ class Lease:
         *,
         client: Any = None,
         clock: Callable[[], float] = time.monotonic,
+        key: dict[str, Any] | None = None,
+        purpose: str = "run",
     ) -> None:
         self.table = table
         self.name = name
         self.holder = holder
         self.lease_seconds = lease_seconds
         self.clock = clock
+        # The item's primary key: ``{"name": <name>}`` in a lease table of its own; the
+        # shared ledger's table passes its own key layout.
+        self.key: dict[str, Any] = key or {"name": {"S": name}}
+        self._key_attribute = next(iter(self.key))
+        self.purpose = purpose
         self.client = client or boto3.client(
             "dynamodb",
             config=botocore.config.Config(
@@ -101,8 +118,11 @@ class Lease:
         self._valid_until = 0.0
         self._observed: Observed | None = None
         self.current_holder = ""
-        # Incremented on every acquisition: a new term means "catch up before writing".
+        self.current_item: dict[str, Any] | None = None  # the item as last read
+        # The item's term while we hold it (the first holder of a new item has term 0;
+        # every change of holder adds one). With ``holder`` it is our fence.
         self.term = 0
+        self._since = 0.0  # wall clock when we took it (for people: Holder.since)
         self._attempted: list[str] = []  # versions this replica tried to write, newest last
 
     # --- state ---
@@ -116,6 +136,24 @@ class Lease:
                 f"lease {self.name!r} in {self.table} is not held by {self.holder} "
                 f"(holder: {self.current_holder or 'nobody'}); refusing to write"
             )
+
+    def fence(self) -> Fence | None:
+        """Our fencing token while we hold the lease (None otherwise)."""
+        if not self.held():
+            return None
+        return Fence(table=self.table, name=self.name, holder=self.holder, term=self.term)
+
+    def holder_info(self) -> Holder | None:
+        """Who holds the lease according to the item last read (None: nobody)."""
+        item = self.current_item
+        if not item or not item["holder"]:
+            return None
+        return Holder(
+            host=item["host"] or item["holder"],
+            pid=item["pid"],
+            since=item["since"],
+            purpose=item["purpose"],
+        )
 
     # --- table ---
     def create_table(self) -> None:
@@ -133,39 +171,64 @@ class Lease:
 
     def read(self) -> dict[str, Any] | None:
         """The lease item as plain values, or None when there is none."""
-        reply = self.client.get_item(
-            TableName=self.table, Key={"name": {"S": self.name}}, ConsistentRead=True
-        )
+        reply = self.client.get_item(TableName=self.table, Key=self.key, ConsistentRead=True)
         item = reply.get("Item")
         if not item:
+            self.current_item = None
             return None
-        return {
+
+        def number(name: str, default: float = 0.0) -> float:
+            return float(item.get(name, {}).get("N", default))
+
+        self.current_item = {
             "holder": item.get("holder", {}).get("S", ""),
             "version": item.get("version", {}).get("S", ""),
-            "lease_seconds": float(item.get("lease_seconds", {}).get("N", self.lease_seconds)),
-            "expires_at": float(item.get("expires_at", {}).get("N", 0)),
+            "lease_seconds": number("lease_seconds", self.lease_seconds),
+            "expires_at": number("expires_at"),
+            "term": int(number("term")),  # an item written before terms existed: 0
+            "host": item.get("host", {}).get("S", ""),
+            "pid": int(number("pid")),
+            "since": number("since"),
+            "purpose": item.get("purpose", {}).get("S", ""),
         }
+        return dict(self.current_item)
 
-    def _write(self, holder: str, condition: str, values: dict[str, Any]) -> str:
-        """One conditional PutItem; returns the new version (raises if the condition fails)."""
+    def _write(
+        self, holder: str, condition: str, values: dict[str, Any], term: int | None = None
+    ) -> str:
+        """One conditional PutItem; returns the new version (raises if the condition fails).
+
+        ``term``: the term the item gets (default: ours, unchanged by a renewal).
+        """
         version = uuid.uuid4().hex
         # Remembered before sending: a write whose reply is lost may still have landed.
         self._attempted = [*self._attempted[-7:], version]
         now = time.time()
+        mine = holder == self.holder
+        item: dict[str, Any] = {
+            **self.key,
+            "name": {"S": self.name},
+            "holder": {"S": holder},
+            "version": {"S": version},
+            "term": {"N": str(self.term if term is None else term)},
+            "lease_seconds": {"N": repr(self.lease_seconds)},
+            "renewed_at": {"N": repr(now)},
+            "expires_at": {"N": repr(now + self.lease_seconds)},
+        }
+        if mine:  # who holds it, for a writer that has to wait (empty when released)
+            item.update(
+                host={"S": socket.gethostname()},
+                pid={"N": str(os.getpid())},
+                since={"N": repr(self._since or now)},
+                purpose={"S": self.purpose},
+            )
         kwargs: dict[str, Any] = {
             "TableName": self.table,
-            "Item": {
-                "name": {"S": self.name},
-                "holder": {"S": holder},
-                "version": {"S": version},
-                "lease_seconds": {"N": repr(self.lease_seconds)},
-                "renewed_at": {"N": repr(now)},
-                "expires_at": {"N": repr(now + self.lease_seconds)},
-            },
+            "Item": item,
             "ConditionExpression": condition,
         }
         if "#n" in condition:
-            kwargs["ExpressionAttributeNames"] = {"#n": "name"}
+            kwargs["ExpressionAttributeNames"] = {"#n": self._key_attribute}
         if values:
             kwargs["ExpressionAttributeValues"] = values
         self.client.put_item(**kwargs)
@@ -186,13 +249,13 @@ class Lease:
                 code = exc.response.get("Error", {}).get("Code", "")
                 if code == "ResourceNotFoundException":
                     raise LeaseError(
-                        f"lease table {self.table!r} does not exist: create it (see README, "
-                        "'Running more than one replica') or unset BATCH_GITOPS_LEASE_TABLE"
+                        f"lease table {self.table!r} does not exist: create it with `batch-gitops "
+                        f"ledger create-table dynamodb://{self.table}` (see docs/state.md)"
                     ) from exc
                 if code in ("AccessDeniedException", "UnrecognizedClientException"):
                     raise LeaseError(
                         f"no permission on lease table {self.table!r}: {code}; the role needs "
-                        "dynamodb:GetItem and dynamodb:PutItem on it"
+                        "dynamodb:GetItem and dynamodb:PutItem on it (deploy/iam-policy.json)"
                     ) from exc
                 log.warning("lease_unreachable", table=self.table, error=str(exc))
             except botocore.exceptions.BotoCoreError as exc:
@@ -212,12 +275,14 @@ class Lease:
             return
         item = self.read()
         if item is None:
-            self._take(started, "attribute_not_exists(#n)", {})
+            self._take(started, "attribute_not_exists(#n)", {}, term=0)
             return
         self.current_holder = item["holder"]
         if item["holder"] == self.holder and item["version"] in self._attempted:
-            # Ours already (a renewal whose reply was lost): continue from its version.
+            # Ours already (a write whose reply was lost): continue from its version.
             self._version = item["version"]
+            if self.term != item["term"]:  # the lost reply was a take: this is our term
+                self.term, self._since = item["term"], item["since"] or time.time()
             self._renew(started)
             return
         if item["holder"] == self.holder:
@@ -225,12 +290,14 @@ class Lease:
             # Treat it as anyone else's lease rather than both leading.
             log.error("lease_holder_id_clash", lease=self.name, holder=self.holder)
         if not item["holder"]:  # released on purpose: no need to wait
-            self._take(started, "version = :seen", {":seen": {"S": item["version"]}})
+            self._take(
+                started, "version = :seen", {":seen": {"S": item["version"]}}, item["term"] + 1
+            )
             return
         seen = self._observed
         if seen is None or seen.version != item["version"]:
             self._observed = Observed(
-                item["version"], item["holder"], started, item["lease_seconds"]
+                item["version"], item["holder"], started, item["lease_seconds"], item["term"]
             )
             return
         silent_for = started - seen.since
@@ -238,7 +305,7 @@ class Lease:
             log.info(
                 "lease_takeover", lease=self.name, previous=seen.holder, silent_seconds=silent_for
             )
-            self._take(started, "version = :seen", {":seen": {"S": seen.version}})
+            self._take(started, "version = :seen", {":seen": {"S": seen.version}}, seen.term + 1)
 
     def _renew(self, started: float) -> bool:
         assert self._version is not None
@@ -256,13 +323,16 @@ class Lease:
         self.current_holder = self.holder
         return True
 
-    def _take(self, started: float, condition: str, values: dict[str, Any]) -> None:
+    def _take(self, started: float, condition: str, values: dict[str, Any], term: int) -> None:
+        since = time.time()
+        previous, self._since = self._since, since
         try:
-            self._version = self._write(self.holder, condition, values)
+            self._version = self._write(self.holder, condition, values, term=term)
         except self.client.exceptions.ConditionalCheckFailedException:
             self._observed = None  # someone else moved first: watch again from scratch
+            self._since = previous
             return
-        self.term += 1
+        self.term = term
         self._valid_until = started + self.lease_seconds * (1 - SAFETY_MARGIN)
         self._observed = None
         self.current_holder = self.holder
@@ -289,7 +359,7 @@ class Lease:
 class LeaseKeeper:
     """A thread that renews (leader) or watches (standby) every ``lease_seconds / 4``."""
 
-    def __init__(self, lease: Lease, on_acquired: Callable[[], None]) -> None:
+    def __init__(self, lease: Lease, on_acquired: Callable[[], None] = lambda: None) -> None:
         self.lease = lease
         self.on_acquired = on_acquired
         self.poll = lease.lease_seconds / 4
@@ -315,18 +385,6 @@ class LeaseKeeper:
         self.stopped.set()
         if self.thread.is_alive():
             self.thread.join(timeout=self.poll + 5)
-
-
-def make_lease(settings: Settings) -> Lease | None:
-    """The lease of a replica, or None in single-replica mode (no ``lease_table``)."""
-    if not settings.lease_table:
-        return None
-    return Lease(
-        settings.lease_table,
-        settings.lease_name,
-        settings.holder_id or default_holder_id(),
-        settings.lease_seconds,
-    )
 
 
 def guard_writes(api: BatchApi, lease: Lease) -> None:

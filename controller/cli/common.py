@@ -71,15 +71,19 @@ def parse_wait(value: str) -> float:
 
 
 @contextmanager
-def hold_writer(ledger: Any, purpose: str, wait: str) -> Iterator[Any]:
-    """The ledger's writer lock for a command's whole pass; busy -> one line, exit 1."""
-    from controller.state.ledger import WriterBusy
+def hold_writer(ledger: Any, purpose: str, wait: str, api: Any = None) -> Iterator[Any]:
+    """The ledger's writer lock for a command's whole pass; busy -> one line, exit 1.
+
+    ``api``: the Batch adapter the command writes with; on the shared ledger its writes
+    are refused once the lease is lost (as in the daemon).
+    """
+    from controller.state.ledger import LedgerError, WriterBusy
     from controller.state.writer import writing
 
     try:
-        with writing(ledger, purpose, parse_wait(wait)) as fence:
+        with writing(ledger, purpose, parse_wait(wait), api=api) as fence:
             yield fence
-    except WriterBusy as exc:
+    except (WriterBusy, LedgerError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
@@ -100,8 +104,9 @@ def source_options(fn: Any) -> Any:
         ),
         click.option(
             "--state",
-            type=click.Path(path_type=Path),
-            help="Ledger file. [env: BATCH_GITOPS_STATE]",
+            metavar="LEDGER",
+            help="Ledger: a file, or dynamodb://TABLE (shared by replicas). "
+            "[env: BATCH_GITOPS_STATE]",
         ),
         click.option(
             "--prune/--no-prune",
@@ -208,7 +213,8 @@ def open_ledger_for(settings: Settings, use: LedgerUse) -> Any:
     from controller.state.stores import open_ledger
 
     location: Path | str = settings.state
-    if use != "write" and not settings.state.exists():
+    missing = isinstance(settings.state, Path) and not settings.state.exists()
+    if use != "write" and missing:
         if use == "read":
             raise click.ClickException(
                 f"no ledger at {settings.state}: pass --state (or BATCH_GITOPS_STATE) with "
@@ -221,7 +227,7 @@ def open_ledger_for(settings: Settings, use: LedgerUse) -> Any:
         )
         location = ":memory:"
     try:
-        return open_ledger(location)
+        return open_ledger(location, settings)
     except LedgerError as exc:
         raise click.ClickException(str(exc)) from exc
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 from rich.console import Console
@@ -28,7 +27,9 @@ from controller.state.history import History, HistoryQueryError, query_history
     "--limit", type=click.IntRange(1), default=200, show_default=True, help="Newest N of each."
 )
 @click.option(
-    "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
+    "--state",
+    metavar="LEDGER",
+    help="Ledger file or dynamodb://TABLE. [env: BATCH_GITOPS_STATE]",
 )
 @OUTPUT
 @VERBOSE
@@ -37,7 +38,7 @@ def history(
     manifest: str | None,
     job: str | None,
     limit: int,
-    state: Path | None,
+    state: str | None,
     output: str,
 ) -> None:
     """The audit trail: jobs and actions by commit, manifest or job ID (filters combine).

@@ -1,7 +1,8 @@
-"""``batch-gitops ledger ...``: maintenance of the ledger file (``rebuild``).
+"""``batch-gitops ledger ...``: maintenance of the ledger (``rebuild``, ``backup``,
+``migrate``, ``create-table``).
 
 Registered at the bottom of :mod:`controller.cli.main`; the work is in
-:mod:`controller.state.rebuild`.
+:mod:`controller.state.rebuild`, :mod:`controller.state.copy` and the store modules.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from controller.cli.common import OUTPUT, VERBOSE, WAIT, build_settings, hold_wr
 
 @click.group()
 def ledger() -> None:
-    """Maintain the ledger file."""
+    """Maintain the ledger (a file, or a shared dynamodb://TABLE)."""
 
 
 @ledger.command()
@@ -27,8 +28,8 @@ def ledger() -> None:
 @click.option("--queue", "queues", multiple=True, help="A job queue to scan (repeatable).")
 @click.option(
     "--state",
-    type=click.Path(path_type=Path),
-    help="Ledger file to create. [env: BATCH_GITOPS_STATE]",
+    metavar="LEDGER",
+    help="Ledger to create: a file, or an empty dynamodb://TABLE. [env: BATCH_GITOPS_STATE]",
 )
 @click.option("--controller-id", help="managed-by tag value. [env: BATCH_GITOPS_CONTROLLER_ID]")
 @click.option(
@@ -58,7 +59,7 @@ def rebuild(
     branch: str | None,
     path: str | None,
     queues: tuple[str, ...],
-    state: Path | None,
+    state: str | None,
     controller_id: str | None,
     replace: bool,
     assume_applied: bool,
@@ -101,10 +102,15 @@ def rebuild(
         raise click.UsageError(
             "no queue to scan: give --repo (its job manifests name the queues) or --queue"
         )
-    moved = _move_aside(settings.state) if replace else None
+    if replace and not isinstance(settings.state, Path):
+        raise click.UsageError(
+            "--replace moves a ledger file aside; for a DynamoDB ledger, rebuild into a new "
+            "table (ledger create-table) and point --state at it"
+        )
+    moved = _move_aside(settings.state) if isinstance(settings.state, Path) and replace else None
     api, ledger_file = open_runtime(settings)
     try:
-        with hold_writer(ledger_file, "ledger rebuild", wait):
+        with hold_writer(ledger_file, "ledger rebuild", wait, api):
             result = rebuild_ledger(
                 api,
                 ledger_file,
@@ -157,15 +163,16 @@ def _move_aside(state: Path) -> Path | None:
 @ledger.command()
 @click.argument("destination", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
+    "--state", metavar="LEDGER", help="Ledger file or dynamodb://TABLE. [env: BATCH_GITOPS_STATE]"
 )
 @VERBOSE
-def backup(destination: Path, state: Path | None) -> None:
-    """Copy the ledger to DESTINATION, consistently, even while the daemon is writing.
+def backup(destination: Path, state: str | None) -> None:
+    """Copy the ledger to DESTINATION (a SQLite file), safely while the daemon writes.
 
-    Uses the store's own online backup (SQLite's backup API: a plain `cp` of a live
-    ledger can miss everything still in its write-ahead log). Restore by pointing
-    --state at the copy (or copying it back while the controller is stopped).
+    A ledger file: SQLite's online backup API (a plain `cp` of a live ledger can miss
+    everything still in its write-ahead log). A DynamoDB ledger: an export of every
+    item (see docs/state.md; point-in-time recovery is the AWS-side backup). Restore by
+    pointing --state at the copy, or with `ledger migrate --state COPY --to ...`.
     """
     from controller.cli.common import configure_logs, open_ledger_for
 
@@ -185,10 +192,10 @@ def backup(destination: Path, state: Path | None) -> None:
 @click.option("--repo", metavar="SRC", required=True, help="The repository's new location.")
 @click.option("--path", "path", metavar="SUBDIR", help="Manifest sub-directory of --repo.")
 @click.option(
-    "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
+    "--state", metavar="LEDGER", help="Ledger file or dynamodb://TABLE. [env: BATCH_GITOPS_STATE]"
 )
 @VERBOSE
-def rebind(repo: str, path: str | None, state: Path | None) -> None:
+def rebind(repo: str, path: str | None, state: str | None) -> None:
     """Bind the ledger to a renamed repository (a pass refuses a ledger of another one)."""
     from controller.cli.common import configure_logs, open_ledger_for
     from controller.engine.reconcile import REPOSITORY_META
@@ -204,3 +211,97 @@ def rebind(repo: str, path: str | None, state: Path | None) -> None:
     finally:
         ledger_file.close()
     click.echo(f"{settings.state}: bound to repository {after!r} (was {before!r})")
+
+
+@ledger.command()
+@click.option(
+    "--state", metavar="LEDGER", help="The ledger to copy (a file). [env: BATCH_GITOPS_STATE]"
+)
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="LEDGER",
+    help="Where to copy it: an empty dynamodb://TABLE (create it with `ledger create-table`).",
+)
+@OUTPUT
+@WAIT
+def migrate(state: str | None, target: str, output: str, wait: str) -> None:
+    """Copy every record of a ledger into an empty one, and verify the counts.
+
+    Stop the controller first (or pass --wait): the source's writer lock is held while
+    copying, and the target's too. Then point every replica's --state at the target.
+    """
+    from controller.logs import configure
+    from controller.state.copy import copy_ledger
+    from controller.state.ledger import LedgerError
+    from controller.state.stores import open_ledger
+
+    settings = build_settings(state=state)
+    configure(settings.log_format)
+    try:
+        target_settings = build_settings(state=target)
+    except click.UsageError as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from exc
+    if str(target_settings.state) == str(settings.state):
+        raise click.BadParameter("the target is the source", param_hint="--to")
+    if isinstance(settings.state, Path) and not settings.state.exists():
+        raise click.ClickException(f"{settings.state}: no ledger here; pass --state")
+    try:
+        source = open_ledger(settings.state, settings)
+        destination = open_ledger(target_settings.state, settings)
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not hasattr(source, "export_rows") or not hasattr(destination, "import_rows"):
+        raise click.ClickException("these stores cannot be copied")
+    try:
+        with (
+            hold_writer(source, "ledger migrate", wait),
+            hold_writer(destination, "ledger migrate", wait),
+        ):
+            counts = copy_ledger(source, destination)  # type: ignore[arg-type]
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        source.close()
+        destination.close()
+    if output == "json":
+        click.echo(json.dumps({"from": source.location, "to": destination.location, **counts}))
+        return
+    click.echo(
+        f"{source.location} -> {destination.location}: copied and verified "
+        + ", ".join(f"{n} {table}" for table, n in counts.items())
+    )
+
+
+@ledger.command("create-table")
+@click.argument("location", metavar="dynamodb://TABLE")
+@click.option(
+    "--no-point-in-time-recovery",
+    "no_pitr",
+    is_flag=True,
+    help="Do not turn on the table's point-in-time recovery (AWS's continuous backup).",
+)
+def create_table(location: str, no_pitr: bool) -> None:
+    """Create the shared ledger's DynamoDB table (on-demand, with its indexes).
+
+    Idempotent: an existing table with the same keys and indexes is left as it is. Run it
+    once with rights to create tables; the controller itself never needs them.
+    """
+    from controller.state.dynamodb import DynamoLedger
+    from controller.state.dynamodb_layout import parse_location
+    from controller.state.ledger import LedgerError
+
+    try:
+        table = parse_location(location)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="dynamodb://TABLE") from exc
+    try:
+        created = DynamoLedger(table).create_table(point_in_time_recovery=not no_pitr)
+    except LedgerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    backups = "off" if no_pitr else "on"
+    click.echo(
+        f"{location}: {'created' if created else 'exists already, with the same layout'} "
+        f"(on-demand, point-in-time recovery {backups})"
+    )

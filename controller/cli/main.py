@@ -176,7 +176,8 @@ def _one_pass(flags: dict[str, Any], *, dry_run: bool, wait: str = "0s") -> dict
     if dry_run:  # a plan never needs the writer lock
         result = run_pass(settings, source, watched.as_api(), ledger, dry_run=True)
     else:
-        with hold_writer(ledger, "reconcile", wait) as fence:
+        # `api`: on the shared ledger its writes are refused once the lease is lost.
+        with hold_writer(ledger, "reconcile", wait, api) as fence:
             result = run_pass(settings, source, watched.as_api(), ledger, fence=fence)
     if result.result in ("ok", "degraded"):
         confirm_reachable(watched, result.desired)
@@ -194,13 +195,14 @@ def run(**flags: Any) -> None:
     from controller.service.daemon import Daemon
     from controller.service.notify import NotifyConfigError
     from controller.source.repository import SourceError
+    from controller.state.ledger import LedgerError
 
     settings = build_settings(**flags)
     _check_secret_file(settings.webhook_secret_file)
     api, ledger = open_runtime(settings, daemon=True)
     try:
         Daemon(settings, api, ledger).run_forever()
-    except (SourceError, NotifyConfigError) as exc:
+    except (SourceError, NotifyConfigError, LedgerError) as exc:  # LedgerError: e.g. replicas
         raise click.ClickException(str(exc)) from exc
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import click
 
@@ -58,13 +57,13 @@ ledger_group = _ledger_group()
     help="Delete finished records last updated before this age, e.g. 90d, 36h.",
 )
 @click.option(
-    "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
+    "--state", metavar="LEDGER", help="Ledger file or dynamodb://TABLE. [env: BATCH_GITOPS_STATE]"
 )
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 @OUTPUT
 @VERBOSE
 @WAIT
-def prune(older_than: str, state: Path | None, dry_run: bool, output: str, wait: str) -> None:
+def prune(older_than: str, state: str | None, dry_run: bool, output: str, wait: str) -> None:
     """Delete old finished records; never an active job or the current run of a job in git."""
     try:
         age = parse_age(older_than)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -108,7 +107,7 @@ def _exit_code(snapshot: Snapshot) -> int:
 
 @click.command()
 @click.option(
-    "--state", type=click.Path(path_type=Path), help="Ledger file. [env: BATCH_GITOPS_STATE]"
+    "--state", metavar="LEDGER", help="Ledger file or dynamodb://TABLE. [env: BATCH_GITOPS_STATE]"
 )
 @click.option(
     "--offline",
@@ -128,7 +127,7 @@ def _exit_code(snapshot: Snapshot) -> int:
 @OUTPUT
 @VERBOSE
 def status(
-    state: Path | None,
+    state: str | None,
     offline: bool,
     show_all: bool,
     names: tuple[str, ...],

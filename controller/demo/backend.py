@@ -90,7 +90,25 @@ def _install_shims() -> None:
     BatchSimpleBackend._mark_job_as_finished = mark
     Job.terminate = terminate
     setattr(Job, "status", property(status, managed_status.fset))  # noqa: B010
+    _serialize_dynamodb()
     _installed = True
+
+
+def _serialize_dynamodb() -> None:
+    """One DynamoDB request at a time: moto's DynamoDB is not thread-safe (a transaction
+    deep-copies tables that a concurrent request is changing, and answers HTTP 500 until
+    botocore gives up). Real DynamoDB serves concurrent requests; the shared ledger's
+    concurrent claims and status writes must not fail on moto's account."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.Lock()
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    DynamoHandler.call_action = call_action
 
 
 def set_mode(mode: Mode, *, step: float = 0.2, run: float = 3.0) -> None:

@@ -14,7 +14,6 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -123,8 +122,6 @@ def run_pass(
     *,
     dry_run: bool = False,
     cache: ManifestCache | None = None,
-    # Runs after intents are settled, before observing (a new leader catches up here).
-    before_observe: Callable[[DesiredState], None] | None = None,
     now: datetime | None = None,
     fence: Fence | None = None,
 ) -> PassResult:
@@ -138,9 +135,7 @@ def run_pass(
     structlog.contextvars.bind_contextvars(pass_id=outcome.pass_id)
     if not dry_run:
         ledger.start_pass(outcome.pass_id)
-    stages = _Pass(
-        settings, source, api, ledger, outcome, cache or ManifestCache(), fence, before_observe
-    )
+    stages = _Pass(settings, source, api, ledger, outcome, cache or ManifestCache(), fence)
     try:
         stages.run(now or datetime.now(UTC))
     except (LeaseLost, Fenced) as exc:  # another replica leads now: no more writes
@@ -175,7 +170,6 @@ class _Pass:
     outcome: PassResult
     cache: ManifestCache
     fence: Fence | None = None
-    before_observe: Callable[[DesiredState], None] | None = None
     started: float = field(default_factory=time.monotonic)  # the time budget counts from here
 
     def run(self, now: datetime) -> None:
@@ -202,8 +196,6 @@ class _Pass:
                 grace=self.settings.settle_grace,
                 horizon=self.settings.job_retention,
             )
-            if self.before_observe is not None:
-                self.before_observe(desired)
         if self.ledger_lost(desired):
             return
         observed = observe(self.api, self.ledger, record=not dry_run)  # 6. observe

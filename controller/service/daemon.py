@@ -9,13 +9,18 @@ pass pending, which starts as soon as the running pass ends; any number of
 triggers during one pass make that one follow-up (coalesced). An interval tick
 during a pass is skipped, as APScheduler skipped it before. SIGTERM/SIGINT stop
 after the pass in flight.
+
+One writer per ledger: on a ledger file each pass holds its OS lock (a manual
+``reconcile`` waits for it, or the pass for the ``reconcile``); on the shared
+DynamoDB ledger the writer lock is the replicas' lease, which the leader keeps across
+passes (:class:`~controller.aws.lease.LeaseKeeper` renews it) and every pass writes
+with its fence. A lease next to a ledger file is refused at start.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -24,9 +29,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from controller import metrics
 from controller.aws.batch import BatchApi
-from controller.aws.lease import LeaseError, LeaseKeeper, guard_writes, make_lease
+from controller.aws.lease import LeaseError, LeaseKeeper, guard_writes
 from controller.engine.reconcile import PassResult, run_pass
-from controller.model.desired import DesiredState
+from controller.model.records import Fence
 from controller.service.cron import sync_cron_triggers
 from controller.service.invalid_manifests import InvalidManifestLog
 from controller.service.notify import Reporter, make_reporter
@@ -37,7 +42,7 @@ from controller.source.manifest_cache import ManifestCache
 from controller.source.repository import make_source
 from controller.state.ledger import Ledger, WriterBusy
 from controller.state.retention import prune_if_due
-from controller.state.takeover import catch_up
+from controller.state.stores import leader_lease
 from controller.state.writer import writing
 
 log = structlog.get_logger(__name__)
@@ -68,11 +73,11 @@ class Daemon:
         )
         self.server: Any = None
         self.webhook_server: Any = None
-        # Several replicas (lease_table set): only the lease holder runs passes, and
-        # every Batch write re-checks the lease just before it is sent.
-        self.lease = make_lease(settings)
+        # Replicas (a shared ledger): only the lease holder runs passes, each with the
+        # lease's fence, and every Batch write re-checks the lease just before it is sent.
+        # A lease next to a ledger file raises LedgerError: replicas need a shared ledger.
+        self.lease = leader_lease(ledger, settings)
         self.lease_keeper: LeaseKeeper | None = None
-        self.caught_up_term = 0
         if self.lease is not None:
             guard_writes(api, self.lease)
         # Commit statuses and notifications (controller.service.notify); None: not configured.
@@ -83,21 +88,7 @@ class Daemon:
         if standby is not None:
             return standby
         try:
-            # One writer per ledger: a manual `reconcile` (or a second daemon on the same
-            # file) holds it for its pass; this pass waits a while, then tries next time.
-            with writing(self.ledger, "run", wait=min(self.settings.interval, 60.0)) as fence:
-                outcome = run_pass(
-                    self.settings,
-                    self.source,
-                    self.api,
-                    self.ledger,
-                    cache=self.cache,
-                    before_observe=self._catch_up_if_new_term(),
-                    fence=fence,
-                )
-                # Ledger writes of their own: under the same lock as the pass.
-                prune_if_due(self.ledger, self.settings.ledger_retention_days)
-                self._report(outcome)
+            outcome = self._pass()
         except WriterBusy as exc:
             outcome = PassResult(pass_id="", result="busy", message=str(exc))
             metrics.WRITER_BUSY.inc()
@@ -137,21 +128,27 @@ class Daemon:
         self.health.update(result=outcome.result, revision="", message=outcome.message)
         return outcome
 
-    def _catch_up_if_new_term(self) -> Callable[[DesiredState], None] | None:
-        """On the first pass of a new lease term, adopt what the previous leader did."""
-        lease = self.lease
-        if lease is None or lease.term == self.caught_up_term:
-            return None
-        term = lease.term
+    def _pass(self) -> PassResult:
+        """One pass as the ledger's only writer."""
+        if self.lease is not None:
+            # The lease is the writer lock: held (``_standby`` just renewed it) and kept.
+            fence = self.lease.fence()
+            if fence is None:  # it ran out between the renewal and now: nothing written
+                return PassResult(pass_id="", result="lease-lost", message="lease not held")
+            return self._pass_as_writer(fence)
+        # A ledger file: a manual `reconcile` (or a second daemon on the same file) holds
+        # its lock for its pass; this pass waits a while, then tries next time.
+        with writing(self.ledger, "run", wait=min(self.settings.interval, 60.0)) as fence:
+            return self._pass_as_writer(fence)
 
-        def hook(desired: DesiredState) -> None:
-            done = catch_up(self.api, self.ledger, desired, self.settings.controller_id)
-            self.caught_up_term = term
-            log.info(
-                "caught_up", term=term, queues=done.queues, listed=done.listed, adopted=done.adopted
-            )
-
-        return hook
+    def _pass_as_writer(self, fence: Fence | None) -> PassResult:
+        outcome = run_pass(
+            self.settings, self.source, self.api, self.ledger, cache=self.cache, fence=fence
+        )
+        # Ledger writes of their own: under the same lock as the pass.
+        prune_if_due(self.ledger, self.settings.ledger_retention_days)
+        self._report(outcome)
+        return outcome
 
     @property
     def pass_pending(self) -> bool:

@@ -126,10 +126,7 @@ def managed_jobs(
 
 
 def adopt_job(ledger: Ledger, key: tuple[str, str], job: dict[str, Any], *, prune: bool) -> str:
-    """Record a job found in AWS as its key's current run, from its tags; its token.
-
-    Shared by ``ledger rebuild`` and a new leader's catch-up (:mod:`controller.state.takeover`).
-    """
+    """Record a job found in AWS as its key's current run, from its tags; its token."""
     tags = job.get("tags") or {}
     token = str(tags.get(SUBMISSION_TAG) or f"adopted-{job['jobId']}")
     ledger.record_intent(

@@ -15,7 +15,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -708,6 +708,65 @@ class SqliteLedger:
         except sqlite3.Error as exc:
             raise LedgerError(f"{self.path}: pruning failed: {exc}") from exc
         return result
+
+    # --- copying (controller.state.copy: ledger migrate, DynamoDB backups) ---
+    def export_rows(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Every record as ``(table, columns)``, in :data:`controller.state.copy.TABLES`
+        order, from one read transaction (a consistent view while a writer runs)."""
+        with self.lock:
+            self.db.execute("BEGIN")
+            try:
+                for table in _COPIED:
+                    order = _COPY_ORDER.get(table, "")
+                    for row in self.db.execute(f"SELECT * FROM {table}{order}"):
+                        if table == "meta" and row["key"] in _PRIVATE_META:
+                            continue
+                        yield table, dict(row)
+            finally:
+                self.db.execute("COMMIT")
+
+    def import_rows(self, rows: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Write exported rows as they are, in one transaction (``actions`` get new ids,
+        in the order given)."""
+        with self.transaction() as db:
+            for table, fields in rows:
+                if table not in _COPIED:
+                    raise LedgerError(f"{self.path}: cannot import a {table!r} row")
+                if table == "actions":
+                    fields = {k: v for k, v in fields.items() if k != "id"}
+                names = ", ".join(fields)
+                marks = ", ".join("?" * len(fields))
+                db.execute(
+                    f"INSERT OR REPLACE INTO {table}({names}) VALUES({marks})",
+                    tuple(fields.values()),
+                )
+
+    def row_counts(self) -> dict[str, int]:
+        """Records per table (meta without the store's own keys)."""
+        with self.lock:
+            counts = {
+                table: int(self.db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+                for table in _COPIED
+            }
+            private = ",".join("?" * len(_PRIVATE_META))
+            counts["meta"] = int(
+                self.db.execute(
+                    f"SELECT COUNT(*) FROM meta WHERE key NOT IN ({private})", tuple(_PRIVATE_META)
+                ).fetchone()[0]
+            )
+        return counts
+
+
+# Copied between stores, in this order (controller.state.copy.TABLES), oldest rows first.
+_COPIED = ("meta", "jobs", "definitions", "schedules", "schedule_ticks", "actions", "passes")
+_COPY_ORDER = {
+    "jobs": " ORDER BY created_at, token",
+    "actions": " ORDER BY id",
+    "schedule_ticks": " ORDER BY tick",
+    "passes": " ORDER BY started_at",
+}
+# This store's own bookkeeping: never copied to another store.
+_PRIVATE_META = ("schema_version",)
 
 
 def _over(alias: str = "") -> str:

@@ -11,12 +11,20 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 import structlog
 
 from controller.demo import backend as demo_backend
 from tests.conftest import Controller, GitRepo, WriteCounter, make_controller
 from tests.support.aws import job_names, wait_for_status
 from tests.support.manifests import definition, envelope, job
+
+
+@pytest.fixture
+def controller(store_controller: Controller) -> Controller:
+    """Every schedule test on both ledger stores: a SQLite file and a DynamoDB table."""
+    return store_controller
+
 
 DEFINITION = definition("reporter")
 T0 = datetime(2026, 11, 25, 2, 0, 30, tzinfo=UTC)

@@ -17,16 +17,23 @@ from tests.support.cli import run_cli
 from tests.support.manifests import definition
 from tests.support.manifests import echo_job as job
 
+
+@pytest.fixture
+def controller(store_controller: Controller) -> Controller:
+    """Every history query on both ledger stores: a SQLite file and a DynamoDB table."""
+    return store_controller
+
+
 DEFINITION = definition("trainer")
 
 
-def history(state: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def history(state: Path | str, *args: str) -> subprocess.CompletedProcess[str]:
     """`batch-gitops history --state STATE ARGS` in its own process."""
     env = {**os.environ, "BATCH_GITOPS_LOG_FORMAT": "json"}
     return run_cli("history", "--state", str(state), *args, env=env)
 
 
-def history_json(state: Path, *args: str) -> dict[str, Any]:
+def history_json(state: Path | str, *args: str) -> dict[str, Any]:
     result = history(state, *args, "--output", "json")
     assert result.returncode == 0, result.stderr
     return dict(json.loads(result.stdout))
@@ -148,6 +155,11 @@ def test_text_output_and_exit_codes(two_commits: dict[str, str], controller: Con
     bad = history(state, "--commit", "xyz!")
     assert bad.returncode == 2 and "--commit" in bad.stderr and "hex digits" in bad.stderr
 
-    missing = history(state.parent / "nope.sqlite", "--commit", two_commits["A"])
-    assert missing.returncode == 1
-    assert "nope.sqlite" in missing.stderr and "--state" in missing.stderr
+    if isinstance(state, Path):
+        missing = history(state.parent / "nope.sqlite", "--commit", two_commits["A"])
+        assert missing.returncode == 1
+        assert "nope.sqlite" in missing.stderr and "--state" in missing.stderr
+    else:
+        missing = history("dynamodb://no-such-ledger", "--commit", two_commits["A"])
+        assert missing.returncode == 1
+        assert "dynamodb://no-such-ledger" in missing.stderr and "create-table" in missing.stderr

@@ -22,10 +22,53 @@ POLICY = json.loads((ROOT / "deploy" / "iam-policy.json").read_text())
 # The embedded demo drives its own moto server (compute environments, queues): never AWS.
 NOT_AWS = {"demo/app.py", "demo/backend.py"}
 # One-time setup, run by an operator with admin rights, never by the running controller.
-SETUP_ONLY = {("dynamodb", "CreateTable"), ("dynamodb", "DescribeTable")}
+SETUP_ONLY = {
+    ("dynamodb", "CreateTable"),
+    ("dynamodb", "DescribeTable"),
+    ("dynamodb", "UpdateContinuousBackups"),
+}
 SETUP_FUNCTIONS = {"create_table"}
 IAM_PREFIX = {"batch": "batch", "dynamodb": "dynamodb"}
+# TransactWriteItems is no IAM action: IAM checks each part (Put -> PutItem, ...;
+# ConditionCheck -> ConditionCheckItem). The parts the code builds are found below.
+TRANSACTION_PARTS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+LEDGER_TABLE = "arn:aws:dynamodb:*:*:table/batch-gitops"
 _SESSION = botocore.session.get_session()
+
+
+def transaction_parts_in_code() -> set[str]:
+    """The IAM actions of every TransactWriteItems part the code builds: dict literals
+    with a ``"Put"``/``"Update"``/``"Delete"``/``"ConditionCheck"`` key holding a request
+    that names a ``TableName``."""
+    found = set()
+    for file in sorted((ROOT / "controller").rglob("*.py")):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if not isinstance(node, ast.Dict):
+                continue
+            for key, value in zip(node.keys, node.values, strict=True):
+                if (
+                    isinstance(key, ast.Constant)
+                    and key.value in TRANSACTION_PARTS
+                    and not (isinstance(value, ast.Dict) and not _names_table(value))
+                ):
+                    found.add(TRANSACTION_PARTS[key.value])
+    return found
+
+
+def _names_table(request: ast.Dict) -> bool:
+    return any(isinstance(k, ast.Constant) and k.value == "TableName" for k in request.keys)
+
+
+def iam_actions(service: str, operation: str) -> set[str]:
+    """The IAM actions one call needs."""
+    if (service, operation) == ("dynamodb", "TransactWriteItems"):
+        return transaction_parts_in_code()
+    return {f"{IAM_PREFIX[service]}:{operation}"}
 
 
 def _operations(service: str) -> dict[str, str]:
@@ -168,7 +211,20 @@ def test_the_code_scan_finds_the_known_calls() -> None:
         ("batch", "ListJobs"),
         ("batch", "DescribeJobDefinitions"),
         ("batch", "DeregisterJobDefinition"),
+        ("dynamodb", "GetItem"),
+        ("dynamodb", "PutItem"),
+        ("dynamodb", "UpdateItem"),
+        ("dynamodb", "Query"),
+        ("dynamodb", "TransactWriteItems"),
+        ("dynamodb", "BatchWriteItem"),
+        ("dynamodb", "CreateTable"),
     } <= found
+    # A claim is an Update of the key, a Put of the run, a ConditionCheck of the lease.
+    assert {
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:ConditionCheckItem",
+    } <= transaction_parts_in_code()
 
 
 def test_every_operation_the_code_calls_is_allowed() -> None:
@@ -179,9 +235,9 @@ def test_every_operation_the_code_calls_is_allowed() -> None:
         if (service, operation) in SETUP_ONLY:
             assert function in SETUP_FUNCTIONS, f"{operation} at {where} outside setup"
             continue
-        action = f"{IAM_PREFIX[service]}:{operation}"
-        if not _covers(action):
-            missing.append(f"{action} ({where})")
+        for action in sorted(iam_actions(service, operation)):
+            if not _covers(action):
+                missing.append(f"{action} ({where})")
     assert missing == [], "add to deploy/iam-policy.json: " + ", ".join(missing)
 
 
@@ -207,7 +263,7 @@ def test_no_action_is_granted_that_the_code_never_calls() -> None:
     """Least privilege in the other direction: every allowed action is used by the
     code, or is TagResource (tag-on-create authorization) / iam:PassRole (roles
     named in job definitions)."""
-    used = {f"{IAM_PREFIX[s]}:{op}" for s, op, _, _ in calls_in_code()}
+    used = {action for s, op, _, _ in calls_in_code() for action in iam_actions(s, op)}
     implied = {"batch:TagResource", "iam:PassRole"}
     for statement in _allowed_actions():
         actions = statement["Action"]
@@ -240,3 +296,17 @@ def test_every_client_the_code_creates_is_scanned() -> None:
             and any(_self_attr(t) for t in node.targets)
         ]
         assert len(created) == len(followed), f"{file.name}: clients at lines {created}"
+
+
+def test_dynamodb_is_granted_on_the_ledger_table_and_its_indexes_only() -> None:
+    """Every DynamoDB action is scoped to the shared ledger's table (the lease lives in
+    it) and its indexes (Query reads them); setup actions are not granted at all."""
+    for statement in _allowed_actions():
+        actions = statement["Action"]
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(a.startswith("dynamodb:") for a in actions):
+            continue
+        assert sorted(statement["Resource"]) == [LEDGER_TABLE, f"{LEDGER_TABLE}/index/*"]
+        assert not {"dynamodb:CreateTable", "dynamodb:DeleteTable"} & set(actions)
+    (query,) = _covers("dynamodb:Query")
+    assert f"{LEDGER_TABLE}/index/*" in query["Resource"]

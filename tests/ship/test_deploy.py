@@ -160,7 +160,7 @@ def test_kustomization_renders_every_resource(rendered: list[dict[str, Any]]) ->
         [
             "Namespace",
             "ServiceAccount",
-            "PersistentVolumeClaim",
+            "PodDisruptionBudget",
             "Deployment",
             "Service",
             "ServiceMonitor",
@@ -207,16 +207,19 @@ def test_schema_check_catches_a_typo(rendered: list[dict[str, Any]]) -> None:
         jsonschema.validate(monitor, CRD_SCHEMAS["ServiceMonitor"])
 
 
-def test_deployment_is_a_safe_singleton(rendered: list[dict[str, Any]]) -> None:
-    """One replica, Recreate, probes on /healthz and /readyz, requests, read-only root
-    filesystem with the ledger on a ReadWriteOnce claim and emptyDirs for the git cache
-    and /tmp, seccomp RuntimeDefault, non-root, and the IRSA-annotated ServiceAccount."""
+def test_deployment_runs_two_replicas_on_the_shared_ledger(rendered: list[dict[str, Any]]) -> None:
+    """Two replicas on the DynamoDB ledger the IAM policy grants (the lease in its table),
+    no volume for state, a rolling update that never goes below two, a disruption budget
+    that keeps one; probes on /healthz and /readyz, requests, read-only root filesystem
+    with emptyDirs for the git cache and /tmp, seccomp RuntimeDefault, non-root, and the
+    IRSA-annotated ServiceAccount."""
     deployment = _by_kind(rendered, "Deployment")
     spec = deployment["spec"]
     pod = spec["template"]["spec"]
     container = pod["containers"][0]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert {"cpu", "memory"} <= set(container["resources"]["requests"])
@@ -226,26 +229,31 @@ def test_deployment_is_a_safe_singleton(rendered: list[dict[str, Any]]) -> None:
     env = {e["name"]: e for e in container["env"]}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    # Writable volumes (the root is not): the ledger on the claim, so it outlives the
-    # pod (an empty ledger makes the controller refuse to act); scratch on emptyDirs.
-    ledger_dir = str(Path(env["BATCH_GITOPS_STATE"]["value"]).parent)
-    claim = _by_kind(rendered, "PersistentVolumeClaim")
-    assert volumes[mounts[ledger_dir]]["persistentVolumeClaim"] == {
-        "claimName": claim["metadata"]["name"]
-    }
-    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+    # State lives in DynamoDB: nothing but scratch space and secrets is mounted.
+    assert not any("persistentVolumeClaim" in v for v in volumes.values())
+    assert not [doc for doc in rendered if doc["kind"] == "PersistentVolumeClaim"]
     for directory in (env["BATCH_GITOPS_WORKDIR"]["value"], env["HOME"]["value"]):
         assert "emptyDir" in volumes[mounts[directory]], directory
     assert env["BATCH_GITOPS_LISTEN"]["value"].endswith(":8080")
     # botocore 1.x reads AWS_DEFAULT_REGION; AWS_REGION alone leaves boto3 without a region.
     assert env["AWS_DEFAULT_REGION"]["value"]
-    # Leader election: the lease table is the one deploy/iam-policy.json grants.
+    # The shared ledger (and the lease, in its table) is the table deploy/iam-policy.json grants.
+    state = env["BATCH_GITOPS_STATE"]["value"]
+    assert state.startswith("dynamodb://") and "BATCH_GITOPS_LEASE_TABLE" not in env
+    Settings(state=state)
     policy = json.loads((DEPLOY / "iam-policy.json").read_text())
-    lease_resources = json.dumps(
-        [st["Resource"] for st in policy["Statement"] if "dynamodb:PutItem" in st["Action"]]
+    ledger_resources = json.dumps(
+        [
+            st["Resource"]
+            for st in policy["Statement"]
+            if "dynamodb:ConditionCheckItem" in st["Action"]
+        ]
     )
-    assert f"table/{env['BATCH_GITOPS_LEASE_TABLE']['value']}" in lease_resources
+    assert f'table/{state.removeprefix("dynamodb://")}"' in ledger_resources
     assert env["BATCH_GITOPS_HOLDER_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    budget = _by_kind(rendered, "PodDisruptionBudget")
+    assert budget["spec"]["selector"] == spec["selector"]
+    assert 0 < budget["spec"]["minAvailable"] < spec["replicas"]
     account = _by_kind(rendered, "ServiceAccount")
     assert pod["serviceAccountName"] == account["metadata"]["name"]
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith(
@@ -303,6 +311,27 @@ def test_ecs_task_definition_is_a_valid_request() -> None:
     assert document["requiresCompatibilities"] == ["FARGATE"]
     names = {e["name"] for e in container["environment"]}
     assert "AWS_DEFAULT_REGION" in names
+    env = {e["name"]: e.get("value") for e in container["environment"]}
+    assert env["BATCH_GITOPS_STATE"].startswith("dynamodb://")  # no volume holds state
+    assert all(m["containerPath"] != "/var/lib/batch-gitops" for m in container["mountPoints"])
+
+
+def test_ecs_service_runs_two_tasks() -> None:
+    """deploy/ecs/service.json is an ECS CreateService request botocore accepts: two tasks
+    of the task definition's family, a rolling deployment that keeps one running."""
+    service = json.loads((DEPLOY / "ecs" / "service.json").read_text())
+    shape = (
+        botocore.session.get_session()
+        .get_service_model("ecs")
+        .operation_model("CreateService")
+        .input_shape
+    )
+    assert list(validate_request(service, shape)) == []
+    task = json.loads((DEPLOY / "ecs" / "task-definition.json").read_text())
+    assert service["taskDefinition"] == task["family"]
+    assert service["desiredCount"] == 2
+    assert service["deploymentConfiguration"]["minimumHealthyPercent"] <= 50
+    assert service["deploymentConfiguration"]["maximumPercent"] >= 100
 
 
 def test_every_batch_gitops_variable_is_a_setting() -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from controller.cli.main import main
@@ -17,6 +18,13 @@ from controller.state.retention import DAY, LAST_PRUNE_META, prune_if_due, prune
 from tests.conftest import Controller, GitRepo, WriteCounter
 from tests.support.manifests import definition, envelope
 from tests.support.manifests import job as make_job
+
+
+@pytest.fixture
+def controller(store_controller: Controller) -> Controller:
+    """Every retention test on both ledger stores: a SQLite file and a DynamoDB table."""
+    return store_controller
+
 
 DEFINITION = definition("worker")
 T0 = datetime(2026, 11, 25, 2, 0, 30, tzinfo=UTC)

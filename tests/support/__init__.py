@@ -6,6 +6,8 @@
   ``envelope``);
 * :mod:`tests.support.controllers` — a controller under test: its ``Settings``, adapter,
   ledger and daemon (``make_settings``, ``make_controller``, ``make_daemon``);
+* :mod:`tests.support.stores` — the ledger's two stores (a SQLite file, a DynamoDB
+  table on moto) for tests that run on both;
 * :mod:`tests.support.aws` — AWS as an auditor sees it (jobs by name, managed jobs), the
   write counter, and the moto shims tests drive jobs with;
 * :mod:`tests.support.cli` — ``batch-gitops`` as a separate process (``run_cli``,

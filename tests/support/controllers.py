@@ -19,7 +19,8 @@ from controller.engine.reconcile import PassResult, run_pass
 from controller.service.daemon import Daemon
 from controller.settings import Settings
 from controller.source.repository import make_source
-from controller.state.sqlite import SqliteLedger
+from controller.state.ledger import Ledger
+from controller.state.stores import open_ledger
 from tests.support.gitrepo import GitRepo
 
 
@@ -48,7 +49,7 @@ class Controller:
 
     settings: Settings
     api: Boto3Batch
-    ledger: SqliteLedger
+    ledger: Ledger
     passes: list[PassResult] = field(default_factory=list)
 
     def reconcile(self, **kwargs: Any) -> PassResult:
@@ -65,10 +66,11 @@ class Controller:
 
 
 def make_controller(settings: Settings, api: Boto3Batch | None = None) -> Controller:
-    """A controller on ``settings``' ledger file, with ``api`` or :func:`make_api`'s adapter."""
-    return Controller(settings, api or make_api(), SqliteLedger(settings.state))
+    """A controller on ``settings``' ledger (a file or a DynamoDB table), with ``api`` or
+    :func:`make_api`'s adapter."""
+    return Controller(settings, api or make_api(), open_ledger(settings.state, settings))
 
 
 def make_daemon(settings: Settings, api: Boto3Batch | None = None) -> Daemon:
     """A daemon (scheduler, health, HTTP server when started) on ``settings``' ledger."""
-    return Daemon(settings, api or make_api(), SqliteLedger(settings.state))
+    return Daemon(settings, api or make_api(), open_ledger(settings.state, settings))
