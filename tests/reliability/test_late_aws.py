@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from controller.demo import backend as demo_backend
-from controller.model.jobstatus import ACTIVE_STATUSES
+from controller.model.jobstatus import ACTIVE_STATUSES, FORGOTTEN
 from tests.conftest import Controller, GitRepo
 from tests.reliability.conftest import (
     controller_env,
@@ -74,6 +74,7 @@ def test_jobs_aws_does_not_list_yet_stay_active_and_are_stopped_when_removed(
     assert second.result == "ok" and second.plan is not None and not second.plan.actions
     assert late_aws.left_out["DescribeJobs"] >= 5
     assert all(r.not_visible and r.status in ACTIVE_STATUSES for r in runs)
+    forgotten = sum(r.status == FORGOTTEN for r in runs)
     env = controller_env(late_aws.endpoint, repo, controller.settings.state)
     shown = run_cli("status", "--output", "json", env=env)
     assert {job["display"] for job in json.loads(shown.stdout)["jobs"]} == {"NOT VISIBLE YET"}
@@ -95,7 +96,7 @@ def test_jobs_aws_does_not_list_yet_stay_active_and_are_stopped_when_removed(
     assert set(finals.values()) == {"FAILED"} and len(finals) == len(keys)
     report(
         f"jobs={len(keys)} omitted by DescribeJobs={late_aws.left_out['DescribeJobs']} "
-        f"recorded FORGOTTEN=0 stopped while not visible={len(stops)} left running="
+        f"recorded FORGOTTEN={forgotten} stopped while not visible={len(stops)} left running="
         f"{len(left_running)} duplicates={sum(n - 1 for n in managed_jobs(batch).values())}"
     )
 
@@ -250,6 +251,12 @@ def test_a_renamed_manifest_keeps_its_job_and_an_invalid_file_at_the_new_path_pr
     broken = controller.reconcile()
     assert broken.result == "degraded"
     assert [e.path for e in broken.errors] == ["jobs/renamed.json"]
-    assert not [r for r in broken.results if r.action.action in ("cancel", "terminate")]
+    stops = [r for r in broken.results if r.action.action in ("cancel", "terminate")]
+    assert stops == []
     assert demo_backend.job_status(str(run.job_id)) == "RUNNING"
-    report("renamed: runs=1 (no resubmit), ledger path followed; invalid at new path: stops=0")
+    runs = controller.ledger.jobs()
+    assert len(runs) == 1
+    report(
+        f"renamed: runs={len(runs)} (no resubmit), ledger path {after.manifest}; invalid at "
+        f"new path: stops={len(stops)}, job still {demo_backend.job_status(str(run.job_id))}"
+    )
