@@ -42,6 +42,20 @@ class SettleResult:
     lost: int = 0
     unknown: int = 0
 
+    def count(self, record: JobRecord, outcome: str, event: str, **fields: object) -> None:
+        """One intent settled as ``outcome`` (adopted, lost, unknown): counter, metric and
+        log event (a warning when the outcome is unknown for a reason worth a look)."""
+        setattr(self, outcome, getattr(self, outcome) + 1)
+        metrics.INTENTS_SETTLED.labels(outcome=outcome).inc()
+        loud = event in ("intent_unsettled", "intent_unsettleable")
+        (log.warning if loud else log.info)(
+            event,
+            queue=record.queue,
+            job_name=record.name,
+            submission=record.token,
+            **fields,
+        )
+
 
 def settle_intents(
     api: BatchApi, ledger: Ledger, *, grace: float = 0.0, horizon: float = 7 * 86400.0
@@ -65,60 +79,29 @@ def settle_intents(
                 if (job.get("tags") or {}).get(SUBMISSION_TAG) == record.token
             ]
         except BatchError as exc:
-            result.unknown += 1
-            metrics.INTENTS_SETTLED.labels(outcome="unknown").inc()
-            log.warning(
-                "intent_unsettled",
-                queue=record.queue,
-                job_name=record.name,
-                submission=record.token,
-                error=str(exc),
-            )
+            result.count(record, "unknown", "intent_unsettled", error=str(exc))
             continue
         if found:
             job = found[0]
             ledger.record_submitted(record.token, job["jobId"], job.get("status", "SUBMITTED"))
-            result.adopted += 1
-            metrics.INTENTS_SETTLED.labels(outcome="adopted").inc()
-            log.info(
-                "intent_adopted",
-                queue=record.queue,
-                job_name=record.name,
-                job_id=job["jobId"],
-                submission=record.token,
-            )
+            result.count(record, "adopted", "intent_adopted", job_id=job["jobId"])
         elif now - record.created_at < grace:
             # Too young to call lost: it may be accepted but not listed yet. Its key
             # stays unknown (the planner waits) until the next pass looks again.
-            result.unknown += 1
-            metrics.INTENTS_SETTLED.labels(outcome="unknown").inc()
-            log.info(
-                "intent_too_young",
-                queue=record.queue,
-                job_name=record.name,
-                submission=record.token,
-                grace_seconds=grace,
-            )
+            result.count(record, "unknown", "intent_too_young", grace_seconds=grace)
         elif now - record.created_at >= horizon:
             # Not found, but old enough that a job it made could have finished and aged
             # out of AWS: "not listed" proves nothing. Never resubmit on that evidence.
-            result.unknown += 1
-            metrics.INTENTS_SETTLED.labels(outcome="unknown").inc()
-            log.warning(
+            result.count(
+                record,
+                "unknown",
                 "intent_unsettleable",
-                queue=record.queue,
-                job_name=record.name,
-                submission=record.token,
                 age_days=round((now - record.created_at) / 86400, 1),
                 horizon_days=round(horizon / 86400, 1),
             )
         else:
             ledger.record_outcome(record.token, "lost", "not found in AWS when settled")
-            result.lost += 1
-            metrics.INTENTS_SETTLED.labels(outcome="lost").inc()
-            log.info(
-                "intent_lost", queue=record.queue, job_name=record.name, submission=record.token
-            )
+            result.count(record, "lost", "intent_lost")
     return result
 
 
