@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +18,10 @@ import structlog
 from click.testing import CliRunner
 
 from controller.cli.main import main
-from controller.logs import configure
 from controller.service.daemon import Daemon
 from tests.conftest import Controller, GitRepo
 from tests.security.test_webhook import github_headers, post, sign, wait_for
+from tests.support.capture import fetch, json_logs
 from tests.support.controllers import make_settings
 from tests.support.manifests import definition, job
 
@@ -36,20 +33,7 @@ AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 @pytest.fixture
 def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     """The production log configuration, rendering JSON into a buffer."""
-    buffer = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", buffer)
-    configure("json")
-    yield buffer
-    monkeypatch.undo()
-    structlog.reset_defaults()
-
-
-def fetch(url: str) -> str:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as reply:
-            return str(reply.read().decode())
-    except urllib.error.HTTPError as exc:
-        return str(exc.read().decode())
+    yield from json_logs(monkeypatch)
 
 
 def test_webhook_secret_from_env_never_appears(

@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import io
 import json
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
-from controller.logs import configure
 from controller.service.daemon import Daemon
 from controller.settings import Settings
 from tests.conftest import Controller, GitRepo
 from tests.service.conftest import DEFINITION, commit_as, forge_settings, job
+from tests.support.capture import fetch, json_logs
 from tests.support.forge_server import ForgeServer, wait_until
 
 SLACK_PATH = "/hooks/T0SECRET/B0SECRET/xoxb-never-in-output"
@@ -26,21 +23,7 @@ SLACK_PATH = "/hooks/T0SECRET/B0SECRET/xoxb-never-in-output"
 @pytest.fixture
 def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     """The production log configuration, rendering JSON into a buffer."""
-    buffer = io.StringIO()
-    monkeypatch.setattr(sys, "stderr", buffer)
-    monkeypatch.setattr(sys, "stdout", buffer)
-    configure("json")
-    yield buffer
-    monkeypatch.undo()
-    structlog.reset_defaults()
-
-
-def fetch(url: str) -> str:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as reply:
-            return str(reply.read().decode())
-    except urllib.error.HTTPError as exc:
-        return str(exc.read().decode())
+    yield from json_logs(monkeypatch)
 
 
 def test_tokens_and_webhook_urls_never_appear(
