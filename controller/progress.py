@@ -1,7 +1,7 @@
 """Progress of long work, as log events: a pass applying thousands of actions, a ledger
 rebuild scanning big queues.
 
-A 5,000-job commit at the default 20 requests/s takes about four minutes; without
+A 5,000-job commit at AWS's 50 SubmitJob/s takes close to two minutes; without
 this, the operator (or the CI log of ``batch-gitops reconcile``) sees nothing in
 between. :class:`Progress` emits one event at most every ``interval`` seconds with
 what is done, the rate and the time left, and says nothing for work that ends

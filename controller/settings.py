@@ -209,7 +209,9 @@ class Settings(BaseSettings):
 
     # --- replicas (controller.aws.lease) ---
     lease_table: str = Field(
-        "", description="DynamoDB table of the leader lease; empty: one replica, no lease."
+        "",
+        description="DynamoDB table of the replicas' lease; empty: the shared ledger's own "
+        "table (a ledger file needs no lease: its OS lock is the writer lock).",
     )
     lease_name: str = Field(
         "batch-gitops", description="Lease item name; replicas sharing it elect one leader."
