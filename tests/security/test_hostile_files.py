@@ -57,7 +57,7 @@ def test_hostile_file_is_reported_and_the_good_ones_applied(
     repo.commit(case)
     started = time.perf_counter()
     result = controller.reconcile()
-    assert time.perf_counter() - started < 10
+    assert time.perf_counter() - started < 30  # a hostile file is refused, not chewed on
     assert result.result == "degraded", result.message
     assert [e.path for e in result.errors] == [path]
     assert words in result.errors[0].message
