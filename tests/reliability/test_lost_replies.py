@@ -28,8 +28,8 @@ def proxied(
     """An in-process controller whose boto3 talks to AWS through the fault proxy."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_BATCH", proxy.endpoint)
     settings = make_settings(repo, tmp_path, rate_limit=1000)
-    # A 1 s read timeout, so a reply held back 2 s by the proxy ("slow-after") times out.
-    return make_controller(settings, make_api(read_timeout=1.0))
+    # A 2 s read timeout, so a reply held back 4 s by the proxy ("slow-after") times out.
+    return make_controller(settings, make_api(read_timeout=2.0))
 
 
 @pytest.mark.parametrize("fault", ["drop-after", "5xx-after", "slow-after"])
@@ -50,26 +50,29 @@ def test_lost_submit_replies_are_settled_by_tag_not_resubmitted(
     SubmitJob per manifest reach AWS."""
     expected = write_jobs(repo, JOBS)
     repo.commit("jobs")
-    proxy.slow_seconds = 2.0
+    proxy.slow_seconds = 4.0
     proxy.rule = lambda op, n: fault if op == "SubmitJob" and n % 4 == 1 else None
 
     first = proxied.reconcile()
     unknown = [r for r in first.results if r.result == "unknown"]
     assert first.result == "degraded"
-    assert len(unknown) == JOBS // 4
+    assert proxy.faults()[fault] == JOBS // 4
+    # Every injected fault is unknown; on a very loaded machine an unfaulted reply can
+    # also outlast the read timeout, and is then unknown (and adopted) the same way.
+    assert len(unknown) >= JOBS // 4
     assert all("will settle by tag" in r.message for r in unknown)
-    assert len(proxied.ledger.open_intents()) == JOBS // 4
+    assert len(proxied.ledger.open_intents()) == len(unknown)
 
     proxy.rule = None
     adopted_before = REGISTRY.get_sample_value(
         "batch_gitops_intents_settled_total", {"outcome": "adopted"}
     )
     second = proxied.reconcile()
-    assert second.settled is not None and second.settled.adopted == JOBS // 4
+    assert second.settled is not None and second.settled.adopted == len(unknown)
     adopted_after = REGISTRY.get_sample_value(
         "batch_gitops_intents_settled_total", {"outcome": "adopted"}
     )
-    assert (adopted_after or 0) - (adopted_before or 0) == JOBS // 4
+    assert (adopted_after or 0) - (adopted_before or 0) == len(unknown)
     assert second.settled.lost == 0
     assert [r for r in second.results if r.action.action == "submit"] == []
     assert second.result == "ok"
