@@ -32,6 +32,7 @@ from tests.lease.test_takeover import DEFINITION, QUEUE, job
 from tests.reliability.conftest import NUMBERS
 from tests.support.consistency_proxy import ConsistencyProxy
 from tests.support.ports import free_port
+from tests.support.waiting import wait_until
 
 LEASE_SECONDS = 2.0  # short where the default is not the point
 POLL = LEASE_SECONDS / 4
@@ -103,10 +104,7 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, every: float 
     """Seconds until ``check()`` holds; fails the test after ``timeout``. A check that
     reads every job from moto polls less often (``every``): it competes for the CPU."""
     started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
+    wait_until(what, check, timeout, every)
     return time.monotonic() - started
 
 

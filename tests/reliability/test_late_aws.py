@@ -10,7 +10,6 @@ The replica rows run on the shared DynamoDB ledger (tests/lease)."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from tests.reliability.conftest import (
 )
 from tests.reliability.test_aws_pressure import proxied_controller
 from tests.support.consistency_proxy import ConsistencyProxy
+from tests.support.waiting import wait_until
 
 DEADLINE = 60.0
 
@@ -39,14 +39,6 @@ def late_aws(moto: demo_backend.MotoBatch) -> Iterator[ConsistencyProxy]:
     proxy = ConsistencyProxy(moto.endpoint, list_lag=30.0).start()
     yield proxy
     proxy.stop()
-
-
-def wait_until(check: Any, what: str, deadline: float = DEADLINE) -> None:
-    end = time.monotonic() + deadline
-    while not check():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def test_jobs_aws_does_not_list_yet_stay_active_and_are_stopped_when_removed(
@@ -67,7 +59,9 @@ def test_jobs_aws_does_not_list_yet_stay_active_and_are_stopped_when_removed(
     first = controller.reconcile()
     assert first.counts().get("submit_ok") == 5
     ids = {r.job_id for r in controller.ledger.current_jobs().values() if r.job_id}
-    wait_until(lambda: all(demo_backend.job_status(i) == "RUNNING" for i in ids), "jobs to run")
+    wait_until(
+        "jobs to run", lambda: all(demo_backend.job_status(i) == "RUNNING" for i in ids), DEADLINE
+    )
 
     second = controller.reconcile()
     runs = controller.ledger.current_jobs().values()
@@ -118,8 +112,8 @@ def test_two_overlapping_reconcile_runs_submit_each_job_once(
     env = controller_env(late_aws.endpoint, repo, tmp_path / "ledger.sqlite")
     first = start_cli("reconcile", "--output", "json", env=env)
     # The holder writes who it is into the lock file once it holds the lock.
-    wait_until(lambda: lock.exists() and lock.read_text().strip(), "the first to lock")
-    wait_until(lambda: late_aws.count("SubmitJob") > 0, "the first to submit")
+    wait_until("the first to lock", lambda: lock.exists() and lock.read_text().strip(), DEADLINE)
+    wait_until("the first to submit", lambda: late_aws.count("SubmitJob") > 0, DEADLINE)
     second = start_cli("reconcile", "--output", "json", env=env)
     third = start_cli("reconcile", "--output", "json", "--wait", "2m", env=env)
     _, err2 = second.communicate(timeout=120)
@@ -161,10 +155,10 @@ def test_manual_reconcile_while_the_daemon_runs_submits_each_job_once(
     )
     daemon = start_cli("run", env=env)
     try:
-        wait_until(lambda: late_aws.count("SubmitJob") > 0, "the daemon's first submit")
+        wait_until("the daemon's first submit", lambda: late_aws.count("SubmitJob") > 0, DEADLINE)
         manual = run_cli("reconcile", "--output", "json", "--wait", "2m", env=env, timeout=150)
         assert manual.returncode == 0, manual.stderr[-2000:]
-        wait_until(lambda: len(managed_jobs(batch)) == len(keys), "every job", 90)
+        wait_until("every job", lambda: len(managed_jobs(batch)) == len(keys), 90)
     finally:
         daemon.terminate()
         daemon.communicate(timeout=30)
@@ -237,7 +231,9 @@ def test_a_renamed_manifest_keeps_its_job_and_an_invalid_file_at_the_new_path_pr
     controller: Controller = proxied_controller(late_aws, repo, tmp_path, monkeypatch)
     assert controller.reconcile().counts().get("submit_ok") == 1
     [run] = controller.ledger.current_jobs().values()
-    wait_until(lambda: demo_backend.job_status(str(run.job_id)) == "RUNNING", "the job to run")
+    wait_until(
+        "the job to run", lambda: demo_backend.job_status(str(run.job_id)) == "RUNNING", DEADLINE
+    )
 
     repo.git("mv", "jobs/job-0000.json", "jobs/renamed.json")
     repo.commit("rename")

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
 
+from tests.support.waiting import wait_until
+
 SECRET = "service-tests-secret"
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
+    """Poll ``condition`` (every 20 ms) until it holds; fail after ``timeout`` seconds."""
+    wait_until("the daemon service test's condition", condition, timeout, 0.02)
 
 
 def push_event(url: str, *, secret: str = SECRET) -> int:

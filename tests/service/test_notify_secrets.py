@@ -15,7 +15,8 @@ from controller.settings import Settings
 from tests.conftest import Controller, GitRepo
 from tests.service.conftest import DEFINITION, commit_as, forge_settings, job
 from tests.support.capture import fetch, json_logs
-from tests.support.forge_server import ForgeServer, wait_until
+from tests.support.forge_server import ForgeServer
+from tests.support.waiting import wait_until
 
 SLACK_PATH = "/hooks/T0SECRET/B0SECRET/xoxb-never-in-output"
 
@@ -64,13 +65,14 @@ def test_tokens_and_webhook_urls_never_appear(
     daemon = Daemon(settings, controller.api, controller.ledger)
     daemon.start()
     try:
-        wait_until(lambda: daemon.passes >= 1, what="the first pass")
-        wait_until(lambda: forge.state.hooks, what="the webhook message")
+        wait_until("the first pass", lambda: daemon.passes >= 1, 15)
+        wait_until("the webhook message", lambda: forge.state.hooks, 15)
         # A trigger while the first pass is still finishing is skipped: ask until it runs.
-        wait_until(lambda: daemon.trigger() or daemon.passes >= 2, what="the second pass")
+        wait_until("the second pass", lambda: daemon.trigger() or daemon.passes >= 2, 15)
         wait_until(
+            "statuses after the refusal",
             lambda: len([r for r in forge.state.received if "/statuses/" in r.path]) >= 3,
-            what="statuses after the refusal",
+            15,
         )
         base = f"http://127.0.0.1:{daemon.server.server_port}"
         exposed = [fetch(f"{base}/metrics"), fetch(f"{base}/readyz"), fetch(f"{base}/healthz")]

@@ -6,9 +6,7 @@ pages, and never touches anyone else's."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,7 +18,7 @@ import yaml
 from controller.cli.markdown import COMMENT_MARKER
 from controller.cli.scaffold import template_files
 from controller.demo import backend as demo_backend
-from tests.ship.test_init import pull_request_checkout
+from tests.ship.test_init import gitlab_merge_request_env, pull_request_checkout
 
 NOTES = "/api/v4/projects/42/merge_requests/7/notes"
 TOKEN = "glpat-note-token"
@@ -112,20 +110,7 @@ def test_gitlab_plan_note_is_edited_in_place(moto: demo_backend.MotoBatch, tmp_p
     _NotesApi.calls, _NotesApi.errors = [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _NotesApi)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
-        "BATCH_GITOPS_WORKDIR": str(tmp_path / "cache"),
-        "CI_PROJECT_DIR": str(clone),
-        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
-        "CI_COMMIT_SHA": head,
-        "CI_PROJECT_URL": "https://gitlab.example.com/data/batch-manifests",
-        "CI_API_V4_URL": f"http://127.0.0.1:{server.server_port}/api/v4",
-        "CI_PROJECT_ID": "42",
-        "CI_MERGE_REQUEST_IID": "7",
-        "BATCH_GITOPS_NOTE_TOKEN": TOKEN,
-    }
+    env = gitlab_merge_request_env(moto, tmp_path, clone, head, server.server_port, TOKEN)
     try:
         for _ in range(2):
             ran = subprocess.run(

@@ -364,20 +364,9 @@ def test_gitlab_plan_job_posts_the_note(moto: demo_backend.MotoBatch, tmp_path: 
     server = ThreadingHTTPServer(("127.0.0.1", 0), _NoteCatcher)
     # A short poll interval: shutdown() waits for it.
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
-        "BATCH_GITOPS_WORKDIR": str(tmp_path / "cache"),
-        "CI_PROJECT_DIR": str(clone),
-        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
-        "CI_COMMIT_SHA": head,
-        "CI_PROJECT_URL": "https://gitlab.example.com/data/batch-manifests",
-        "CI_API_V4_URL": f"http://127.0.0.1:{server.server_port}/api/v4",
-        "CI_PROJECT_ID": "42",
-        "CI_MERGE_REQUEST_IID": "7",
-        "BATCH_GITOPS_NOTE_TOKEN": "glpat-test-token",
-    }
+    env = gitlab_merge_request_env(
+        moto, tmp_path, clone, head, server.server_port, "glpat-test-token"
+    )
     try:
         ran = subprocess.run(
             ["bash", "-e", "-c", script],
@@ -399,3 +388,24 @@ def test_gitlab_plan_job_posts_the_note(moto: demo_backend.MotoBatch, tmp_path: 
     assert note.startswith(COMMENT_MARKER) and "**1 job to submit.**" in note
     link = f"{env['CI_PROJECT_URL']}/-/blob/{head}/teams/analytics/jobs/extra.json"
     assert link in note
+
+
+def gitlab_merge_request_env(
+    moto: demo_backend.MotoBatch, tmp_path: Path, clone: Path, head: str, api_port: int, token: str
+) -> dict[str, str]:
+    """The variables GitLab gives a merge-request pipeline (project 42, MR 7, target
+    main), its API at a local stand-in on ``api_port``, AWS at moto."""
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "AWS_ENDPOINT_URL_BATCH": moto.endpoint,
+        "BATCH_GITOPS_WORKDIR": str(tmp_path / "cache"),
+        "CI_PROJECT_DIR": str(clone),
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+        "CI_COMMIT_SHA": head,
+        "CI_PROJECT_URL": "https://gitlab.example.com/data/batch-manifests",
+        "CI_API_V4_URL": f"http://127.0.0.1:{api_port}/api/v4",
+        "CI_PROJECT_ID": "42",
+        "CI_MERGE_REQUEST_IID": "7",
+        "BATCH_GITOPS_NOTE_TOKEN": token,
+    }
