@@ -31,7 +31,6 @@ from controller.state.ledger import Ledger
 
 log = structlog.get_logger(__name__)
 
-PROGRESS_KEYS = ("SUCCEEDED", "FAILED", "RUNNING")
 BLOCKED = "BLOCKED"
 # An active run AWS did not return on the last read (it lists new jobs late): its last
 # status is kept, and it is never shown as finished.

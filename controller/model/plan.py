@@ -108,10 +108,6 @@ class Plan:
     # Keys left alone this pass and why (status unknown, ...).
     waiting: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def changes_pending(self) -> bool:
-        return bool(self.actions)
-
 
 def stop_action(observed: ObservedJob, manifest: str, reason: str) -> Action:
     """Cancel a queued run, terminate a starting/running one (CancelJob does nothing there)."""

@@ -60,17 +60,6 @@ _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://|^[^/\s]+@[^:\s]+:")
 READ_TIMEOUT = 120.0
 # Most paths are the same from one revision to the next; the check builds a PurePath.
 _manifest_path = functools.lru_cache(maxsize=1 << 16)(is_manifest_path)
-# Every reason a SourceError can carry (the metric label values).
-REASONS = (
-    "config",
-    "not-a-repository",
-    "unreachable",
-    "timeout",
-    "branch-missing",
-    "fetch-failed",
-    "checkout-failed",
-    "path-missing",
-)
 
 
 class SourceError(Exception):
@@ -540,10 +529,6 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
         proc.communicate(timeout=5)
     except subprocess.TimeoutExpired:  # a helper left the group and holds our pipes
         proc.kill()
-
-
-def _relative(path: str, subdir: str) -> str:
-    return path[len(subdir) + 1 :] if subdir and path.startswith(subdir + "/") else path
 
 
 def make_source(settings: Settings) -> GitSource:
