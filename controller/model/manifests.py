@@ -346,6 +346,9 @@ def validate_request(
             if required not in value:
                 yield _join(where, required), "required field is missing"
         for key, item in value.items():
+            if not isinstance(key, str):  # YAML allows `? ` (null), numbers, lists as keys
+                yield _join(where, str(key)), f"field names are strings, not {_type_name(key)}"
+                continue
             child = shape.members.get(key)
             if child is None:
                 yield _join(where, key), _unknown_field(shape, key)

@@ -255,3 +255,14 @@ def test_a_pass_applies_the_good_files_and_nothing_rejected(
     # The desired state is consistent with what validation alone says.
     offline = build_desired(load_files((p, r, "") for p, (_, r) in written.items()))
     assert offline.invalid_paths <= result.desired.invalid_paths
+
+
+def test_a_non_string_field_name_is_named_not_a_crash() -> None:
+    """A YAML key that is not a string (an explicit null key `?`, a number) is reported as
+    a problem of that field, with the file named, instead of crashing the walk (the case
+    hypothesis found)."""
+    body = b"?\n0: gen-job\njobDefinition: d\njobQueue: test-queue\njobName: a\n"
+    loaded = load_manifest("jobs/a.yaml", body)
+    assert isinstance(loaded, list)
+    assert {(e.path, e.field) for e in loaded} == {("jobs/a.yaml", "None"), ("jobs/a.yaml", "0")}
+    assert all("field names are strings" in e.message for e in loaded)
